@@ -1,0 +1,161 @@
+"""Pinned data files: fetched by URL + sha256 into a user cache, or read from an offline mirror.
+
+Every file a suite needs is named by its *mirror path* ``<owner>/<repo>/<path>`` and
+pinned in ``bench/pins.tsv`` (upstream repository, commit, sha256).  Resolution order:
+
+1. ``BENCH_DATA_DIR`` (an offline mirror with that layout), checksum verified;
+2. the user cache (``$BENCH_CACHE_DIR`` or ``~/.cache/bench``)/data, checksum verified;
+3. download from ``raw.githubusercontent.com`` at the pinned commit, verify, then move into the cache.
+
+A checksum mismatch is refused, never used.  Suites may also name their own files
+with ``{url, sha256}`` or a local ``path``.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PINS_FILE = Path(__file__).with_name("pins.tsv")
+
+
+class DataError(RuntimeError):
+    """A data file that cannot be found, fetched or trusted."""
+
+
+@dataclass(frozen=True)
+class Pin:
+    path: str  # mirror path
+    repo: str
+    commit: str
+    upstream_path: str
+    sha256: str
+    size: int
+
+    @property
+    def url(self) -> str:
+        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.upstream_path}"
+
+
+@functools.lru_cache(maxsize=1)
+def pins() -> dict[str, Pin]:
+    with open(PINS_FILE, newline="") as fh:
+        rows = csv.DictReader(fh, delimiter="\t")
+        return {
+            r["local_path"]: Pin(r["local_path"], r["upstream_repo"], r["upstream_commit"], r["upstream_path"],
+                                 r["sha256"], int(r["bytes"]))
+            for r in rows
+        }
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("BENCH_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bench")
+    return Path(root)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_VERIFIED: dict[tuple[str, float, int], str] = {}
+_USED: dict[str, str] = {}
+
+
+def _verified(path: Path, expected: str, what: str) -> Path:
+    st = path.stat()
+    key = (str(path), st.st_mtime, st.st_size)
+    got = _VERIFIED.get(key) or sha256_of(path)
+    if got != expected:
+        raise DataError(
+            f"checksum mismatch for {what}: {path} has sha256 {got}, expected {expected}. "
+            f"The file was refused; delete it (or fix the mirror) and run again."
+        )
+    _VERIFIED[key] = got
+    _USED[what] = got
+    return path
+
+
+def _download(url: str, dest: Path, sha256: str, what: str) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+            while block := resp.read(1 << 20):
+                out.write(block)
+        got = sha256_of(Path(tmp))
+        if got != sha256:
+            raise DataError(f"checksum mismatch for {what} downloaded from {url}: got {got}, expected {sha256}; refused")
+        os.replace(tmp, dest)
+        _USED[what] = got
+        return dest
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise DataError(
+            f"cannot fetch {what} from {url} ({exc}). You seem to be offline: point BENCH_DATA_DIR at an offline "
+            f"mirror that holds {what} (layout <owner>/<repo>/<path>, as ../shared/data), or place the file, "
+            f"sha256 {sha256}, at {dest}."
+        ) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def fetch(mirror_path: str) -> Path:
+    """Local path of a pinned file, verified."""
+    pin = pins().get(mirror_path)
+    if pin is None:
+        raise DataError(f"{mirror_path!r} is not a pinned data file (see {PINS_FILE.name}); "
+                        f"for your own files give a local 'path' or a 'url' with its 'sha256' in the suite")
+    mirror = os.environ.get("BENCH_DATA_DIR")
+    if mirror:
+        p = Path(mirror) / mirror_path
+        if not p.exists():
+            raise DataError(f"{mirror_path} is missing from the offline mirror BENCH_DATA_DIR={mirror} "
+                            f"(expected at {p}); fetch it from {pin.url} or unset BENCH_DATA_DIR to download it")
+        return _verified(p, pin.sha256, mirror_path)
+    cached = cache_dir() / "data" / mirror_path
+    if cached.exists():
+        return _verified(cached, pin.sha256, mirror_path)
+    return _download(pin.url, cached, pin.sha256, mirror_path)
+
+
+def fetch_url(url: str, sha256: str) -> Path:
+    """A user-pinned file outside pins.tsv."""
+    name = hashlib.sha256(url.encode()).hexdigest()[:16] + "-" + url.rstrip("/").rsplit("/", 1)[-1]
+    cached = cache_dir() / "data" / "urls" / name
+    if cached.exists():
+        return _verified(cached, sha256, url)
+    return _download(url, cached, sha256, url)
+
+
+def resolve(spec, base_dir: Path | None = None) -> Path:
+    """A file spec from a suite: a mirror path string, ``{path: ...}``, ``{url:, sha256:}`` or ``{mirror: ...}``."""
+    if isinstance(spec, str):
+        return fetch(spec)
+    if "mirror" in spec:
+        return fetch(spec["mirror"])
+    if "url" in spec:
+        return fetch_url(spec["url"], spec["sha256"])
+    p = Path(spec["path"])
+    if not p.is_absolute() and base_dir is not None:
+        p = base_dir / p
+    if not p.exists():
+        raise DataError(f"file {p} not found")
+    if "sha256" in spec:
+        _verified(p, spec["sha256"], str(p))
+    return p
+
+
+def checksums_used() -> dict[str, str]:
+    """sha256 of every file verified in this process (for provenance)."""
+    return dict(_USED)

@@ -1,0 +1,53 @@
+"""CI regression gate: compare new results with a baseline and fail when a metric moves the wrong way
+beyond the suite's tolerance."""
+from __future__ import annotations
+
+import math
+
+from tabulate import tabulate
+
+from .metrics import METRICS
+
+
+def compare(new: dict, baseline: dict, tolerance: dict[str, float]) -> tuple[bool, str]:
+    def index(res):
+        return {(r["task"], r["target"], r["predictor"], r["metric"]): r["mean"] for r in res["results"]}
+
+    a, b = index(baseline), index(new)
+    rows, failed = [], False
+    for key, old in sorted(a.items()):
+        metric = key[3]
+        if metric not in tolerance:
+            continue
+        tol = tolerance[metric]
+        new_v = b.get(key)
+        if new_v is None:
+            rows.append([*key[:3], metric, _f(old), "missing", "", "FAIL (missing)"])
+            failed = True
+            continue
+        if _nan(old) and _nan(new_v):
+            continue
+        if _nan(new_v) != _nan(old):
+            rows.append([*key[:3], metric, _f(old), _f(new_v), "", "FAIL (nan)"])
+            failed = True
+            continue
+        delta = new_v - old
+        worse = -delta if METRICS[metric].higher_is_better else delta
+        status = "FAIL" if worse > tol + 1e-12 else ("better" if worse < -tol else "ok")
+        failed |= status == "FAIL"
+        if status != "ok":
+            rows.append([*key[:3], metric, _f(old), _f(new_v), f"{delta:+.3f} (tol {tol})", status])
+    if not rows:
+        text = f"gate: all {sum(1 for k in a if k[3] in tolerance)} checked metrics within tolerance"
+    else:
+        text = tabulate(rows, headers=["task", "target", "predictor", "metric", "baseline", "new", "delta", "status"],
+                        tablefmt="github", disable_numparse=True)
+    return (not failed), text
+
+
+def _nan(x):
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _f(x):
+    return "nan" if _nan(x) else f"{x:.3f}"

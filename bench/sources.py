@@ -1,0 +1,244 @@
+"""Where a task's measured architectures come from.  One class per ``source.kind``.
+
+- ``llmas``: the paper's release (UBC-NLP/llmas), 30 architectures, 3 fixed 10/20 splits,
+  released supernet predictions, and the 8,500-architecture unlabelled pool.
+- ``records``: any JSONL/CSV file of measured architectures (yours), with targets mapped
+  by column and seeded random splits of a declared train size.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from . import data
+from .costs import compute_costs
+from .space import Arch, ArchError, parse_arch
+from .suite import Record, SuiteError, Target, TaskData
+
+SOURCES: dict[str, "Source"] = {}
+
+
+def source(kind: str):
+    def deco(cls):
+        SOURCES[kind] = cls()
+        cls.kind = kind
+        return cls
+    return deco
+
+
+class Source:
+    keys: set = set()
+    required: set = set()
+    available_targets: dict[str, Target] = {}
+
+    def validate(self, task, src: dict, where: str) -> None:
+        for k in src:
+            if k != "kind" and k not in self.keys:
+                raise task.error(f"source.{k}", f"unknown key for source kind {self.kind!r}; allowed keys: "
+                                                f"{sorted(self.keys | {'kind'})}")
+        for k in self.required:
+            if k not in src:
+                raise task.error(f"source.{k}", "required key missing")
+
+    def targets(self, task, src: dict, cfg, where: str) -> dict[str, Target]:
+        avail = self.available_targets
+        if cfg is None:
+            return dict(avail)
+        if not isinstance(cfg, list) or not cfg:
+            raise task.error("targets", f"must be a non-empty list; allowed values: {sorted(avail)}")
+        out = {}
+        for t in cfg:
+            if t not in avail:
+                raise task.error("targets", f"{t!r} is not allowed; allowed values: {sorted(avail)}")
+            out[t] = avail[t]
+        return out
+
+    def load(self, task, src: dict) -> TaskData:
+        raise NotImplementedError
+
+
+LLMAS = "UBC-NLP/llmas/data"
+SUPERNETS = {"hat": "HAT", "sandwich": "Supernet (Sandwich)", "layer-mos": "Layer-wise MoS",
+             "neuron-mos": "Neuron-wise MoS"}
+
+
+@source("llmas")
+class LlmasSource(Source):
+    keys = {"task", "seeds", "pool"}
+    required = {"task"}
+    available_targets = {
+        "valid_bleu": Target("valid_bleu", "BLEU", True, "quality"),
+        "test_bleu": Target("test_bleu", "BLEU", True, "quality"),
+        "latency_ms": Target("latency_ms", "ms", False, "latency"),
+    }
+    TASKS = ("wmt14ende", "wmt14enfr", "wmt19ende")
+    SEEDS = (123, 456, 789)
+    POOL = (111, 122, 133, 144, 155, 166, 177, 188, 199, 222, 333, 444, 555, 666, 777, 888, 999)
+
+    def validate(self, task, src, where):
+        super().validate(task, src, where)
+        if src["task"] not in self.TASKS:
+            raise task.error("source.task", f"{src['task']!r} is not allowed; allowed values: {list(self.TASKS)}")
+        for s in src.get("seeds", []):
+            if s not in self.SEEDS:
+                raise task.error("source.seeds", f"{s!r} is not allowed; allowed values: {list(self.SEEDS)}")
+        for p in src.get("pool", []):
+            if p not in self.POOL:
+                raise task.error("source.pool", f"{p!r} is not allowed; allowed values: {list(self.POOL)}")
+
+    def load(self, task, src):
+        name = src["task"]
+        seeds = list(src.get("seeds") or self.SEEDS)
+        records: list[Record] = []
+        by_key: dict[str, int] = {}
+        splits = {}
+        files = []
+        for seed in seeds:
+            idx = {}
+            for part in ("train", "test"):
+                path = f"{LLMAS}/train-test_seedarchs/{seed}/{name}/{part}.jsonl"
+                files.append(path)
+                idx[part] = []
+                for line in data.fetch(path).read_text().splitlines():
+                    row = json.loads(line)
+                    rec = self._record(task, row)
+                    if rec.id not in by_key:
+                        by_key[rec.id] = len(records)
+                        records.append(rec)
+                    idx[part].append(by_key[rec.id])
+            splits[seed] = (idx["train"], idx["test"])
+        pool = list(src.get("pool") or self.POOL)
+
+        def pool_loader():
+            archs, seen = [], set()
+            for folder in pool:
+                # The pool rows are identical across seed and task folders; read one copy.
+                path = f"{LLMAS}/bleu_predictor_data/{folder}/{seeds[0]}/{name}/test.jsonl"
+                for line in data.fetch(path).read_text().splitlines():
+                    a = task.space.validate(Arch.from_arch_info(json.loads(line)["scratch"]["arch_info"]))
+                    if a.key() not in seen:
+                        seen.add(a.key())
+                        archs.append(a)
+            return archs
+
+        return TaskData(records=records, splits=splits, pool_loader=pool_loader, files=files)
+
+    def _record(self, task, row) -> Record:
+        s = row["scratch"]
+        try:
+            arch = task.space.validate(Arch.from_arch_info(s["arch_info"]))
+        except ArchError as exc:
+            raise SuiteError(f"task {task.name}: {exc}") from None
+        extras: dict[str, Any] = {
+            "params_no_emb": s["num_parameters_without_embedding_weights"],
+            "emb_params": s["num_embedding_parameters"],
+            "total_flops": s["total_flops"],
+            "last_layer_flops": s["last_layer_flops"],
+            "flops_no_last": s["total_flops_without_last_layer"],
+        }
+        for key, label in SUPERNETS.items():
+            if label in row:
+                extras[key] = {"valid_bleu": row[label]["valid_BLEU"], "test_bleu": row[label]["test_BLEU"]}
+        targets = {"valid_bleu": s["valid_BLEU"], "test_bleu": s["test_BLEU"], "latency_ms": s["overall_latency"]}
+        return Record(id=arch.key(), arch=arch, targets=targets, extras=extras)
+
+
+def random_splits(n: int, train_size: int, seeds, test_size: int | None = None) -> dict:
+    """Seeded random train/test splits over n records (the test set is the rest, or test_size of it)."""
+    out = {}
+    for seed in seeds:
+        order = list(range(n))
+        random.Random(seed).shuffle(order)
+        train = sorted(order[:train_size])
+        rest = order[train_size:]
+        test = sorted(rest[:test_size] if test_size else rest)
+        out[seed] = (train, test)
+    return out
+
+
+@source("records")
+class RecordsSource(Source):
+    """Your own measurements: a JSONL (one object per architecture, arch under ``arch`` or arch_info) or a CSV
+    whose columns are the architecture fields; targets are columns, named in ``targets`` as
+    ``{name: {column:, unit:, higher_is_better:, kind:}}``."""
+
+    keys = {"file", "targets", "train_size", "test_size", "seeds", "filter"}
+    required = {"file", "targets", "train_size"}
+
+    def targets(self, task, src, cfg, where):
+        spec = src.get("targets")
+        if not isinstance(spec, dict) or not spec:
+            raise task.error("source.targets", "must map target name -> {column, unit, higher_is_better, kind}")
+        out = {}
+        for name, t in spec.items():
+            t = t or {}
+            bad = set(t) - {"column", "unit", "higher_is_better", "kind"}
+            if bad:
+                raise task.error(f"source.targets.{name}", f"unknown keys {sorted(bad)}; allowed keys: "
+                                                           f"['column', 'higher_is_better', 'kind', 'unit']")
+            kind = t.get("kind", "quality")
+            if kind not in ("quality", "latency"):
+                raise task.error(f"source.targets.{name}.kind", f"{kind!r} is not allowed; allowed values: "
+                                                                f"['latency', 'quality']")
+            out[name] = Target(name, t.get("unit", ""), bool(t.get("higher_is_better", kind == "quality")), kind)
+        if cfg:
+            return {k: out[k] for k in cfg if k in out}
+        return out
+
+    def load(self, task, src):
+        path = data.resolve(src["file"], task.suite.path.parent)
+        cols = {name: (t or {}).get("column", name) for name, t in src["targets"].items()}
+        rows = _read_rows(path)
+        if src.get("filter"):
+            rows = [r for r in rows if all(r.get(k) == v for k, v in src["filter"].items())]
+        records = []
+        for i, row in enumerate(rows):
+            try:
+                arch = task.space.validate(parse_arch(row.get("arch", row)))
+            except (ArchError, KeyError, TypeError) as exc:
+                raise SuiteError(f"{path}: row {i + 1}: {exc}") from None
+            targets = {}
+            for name, col in cols.items():
+                v = row.get(col)
+                targets[name] = float(v) if v not in (None, "") else float("nan")
+            extras = {k: v for k, v in row.items() if k not in cols.values()}
+            records.append(Record(id=f"{i}:{arch.key()}", arch=arch, targets=targets, extras=extras))
+        seeds = src.get("seeds") or [0, 1, 2]
+        if src["train_size"] >= len(records):
+            raise task.error("source.train_size", f"{src['train_size']} leaves no test architectures "
+                                                  f"({len(records)} records in {path})")
+        splits = random_splits(len(records), src["train_size"], seeds, src.get("test_size"))
+        return TaskData(records=records, splits=splits, files=[str(path)])
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if path.suffix == ".csv":
+        with open(path, newline="") as fh:
+            return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    return rows
+
+
+def _num(v: str):
+    try:
+        return json.loads(v)
+    except (json.JSONDecodeError, TypeError):
+        return v
+
+
+def record_costs(task, rec: Record) -> dict:
+    """params/FLOPs of a record: from the data where it has them, else computed for the task's vocabulary."""
+    keys = ("params_no_emb", "emb_params", "total_flops", "last_layer_flops")
+    if all(k in rec.extras for k in keys):
+        return {k: rec.extras[k] for k in keys}
+    if task.vocab_size is None:
+        raise SuiteError(f"task {task.name}: vocab_size is needed to compute params/FLOPs")
+    c = compute_costs(rec.arch, task.vocab_size, task.space.qkv_dim)
+    return {"params_no_emb": c.params_no_emb, "emb_params": c.emb_params, "total_flops": c.total_flops,
+            "last_layer_flops": c.last_layer_flops}
