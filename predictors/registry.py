@@ -23,6 +23,7 @@ import yaml
 PREDICTOR_MODULES = [
     "predictors.baselines",
     "predictors.regressors",
+    "predictors.latency",
 ]
 
 _REGISTRY: dict[str, "Entry"] = {}
