@@ -24,6 +24,7 @@ PREDICTOR_MODULES = [
     "predictors.baselines",
     "predictors.regressors",
     "predictors.latency",
+    "predictors.llm_pp",
 ]
 
 _REGISTRY: dict[str, "Entry"] = {}
