@@ -17,6 +17,9 @@ COMMANDS = {
     "list": ("bench.cli", "list every registered predictor"),
     "check": ("bench.cli", "CI gate: fail when predictor quality regresses against a baseline"),
     "validate": ("bench.cli", "validate suite files (and load their data)"),
+    "measure": ("bench.measure", "train sampled architectures from scratch on a task's corpus and record them"),
+    "prompt": ("bench.llm.promptcmd", "print the exact LLM-PP prompt for one architecture (spends nothing)"),
+    "llm-bench": ("bench.llm.throughput", "LLM client throughput: concurrency 1 vs N against a local server"),
 }
 
 
@@ -25,7 +28,7 @@ def add_run(p):
     p.add_argument("suite", help="suite YAML, e.g. suites/wmt14.yaml")
     p.add_argument("--predictors", help="comma list of predictor specs (default: the suite's list)")
     p.add_argument("--tasks", help="comma list of task names (default: all)")
-    p.add_argument("--targets", help="comma list of targets (default: all of each task)")
+    p.add_argument("--targets", help="comma list of targets, or 'all' (default: each task's primary target)")
     p.add_argument("--out", type=Path, help="output dir (default reports/<suite>/)")
     p.add_argument("--format", choices=["markdown", "csv", "json"], default="markdown", help="stdout format")
     p.add_argument("--no-progress", action="store_true")
@@ -110,7 +113,8 @@ def cmd_check(args) -> int:
         new = json.loads(args.results.read_text())
     else:
         preds = split_specs(args.predictors) if args.predictors else sorted({r["predictor"] for r in baseline["results"]})
-        new = run_suite(suite, predictors=preds, progress=False).to_json()
+        targets = sorted({r["target"] for r in baseline["results"]})
+        new = run_suite(suite, predictors=preds, targets=targets, progress=False).to_json()
     ok, text = compare(new, baseline, suite.gate)
     print(text)
     print(f"gate {'passed' if ok else 'FAILED'} for suite {suite.name} (tolerances: {suite.gate})")

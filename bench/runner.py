@@ -18,7 +18,7 @@ from predictors.base import Context
 
 from . import metrics as M
 from . import provenance
-from .suite import Suite
+from .suite import Suite, SuiteError
 
 
 @dataclass
@@ -61,8 +61,7 @@ def run_suite(suite: Suite, predictors: list[str] | None = None, tasks: list[str
         raise ValueError(f"{suite.path}: no predictors given and the suite lists none")
     task_objs = [suite.task(t) for t in tasks] if tasks else suite.tasks
     result = RunResult(suite=suite)
-    jobs = [(t, tg, s) for t in task_objs for tg in t.targets.values() if not targets or tg.name in targets
-            for s in specs]
+    jobs = [(t, tg, s) for t in task_objs for tg in _targets(t, targets) for s in specs]
     bar = _progress(len(jobs), progress)
     for task, target, spec in jobs:
         if bar:
@@ -75,6 +74,19 @@ def run_suite(suite: Suite, predictors: list[str] | None = None, tasks: list[str
     result.provenance = provenance.collect(suite, result.configs, {t.name: t.seeds for t in task_objs},
                                            extra={"options": _safe_options(options or {})})
     return result
+
+
+def _targets(task, wanted):
+    """Default: the task's first (primary) target; 'all': every target; else the named ones it has."""
+    if not wanted:
+        return [task.targets[task.default_target]]
+    if "all" in wanted:
+        return list(task.targets.values())
+    unknown = [w for w in wanted if not any(w in t.targets for t in task.suite.tasks)]
+    if unknown:
+        allowed = sorted({n for t in task.suite.tasks for n in t.targets})
+        raise SuiteError(f"{task.suite.path}: unknown target(s) {unknown}; allowed values: {allowed + ['all']}")
+    return [task.targets[w] for w in wanted if w in task.targets]
 
 
 def _safe_options(options: dict) -> dict:

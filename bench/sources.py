@@ -104,7 +104,7 @@ class LlmasSource(Source):
                 idx[part] = []
                 for line in data.fetch(path).read_text().splitlines():
                     row = json.loads(line)
-                    rec = self._record(task, row)
+                    rec = self._record(task, row, path)
                     if rec.id not in by_key:
                         by_key[rec.id] = len(records)
                         records.append(rec)
@@ -126,12 +126,12 @@ class LlmasSource(Source):
 
         return TaskData(records=records, splits=splits, pool_loader=pool_loader, files=files)
 
-    def _record(self, task, row) -> Record:
+    def _record(self, task, row, path="") -> Record:
         s = row["scratch"]
         try:
             arch = task.space.validate(Arch.from_arch_info(s["arch_info"]))
         except ArchError as exc:
-            raise SuiteError(f"task {task.name}: {exc}") from None
+            raise SuiteError(f"{task.suite.path}: task {task.name}: {path}: {exc}") from None
         extras: dict[str, Any] = {
             "params_no_emb": s["num_parameters_without_embedding_weights"],
             "emb_params": s["num_embedding_parameters"],

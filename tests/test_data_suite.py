@@ -1,0 +1,180 @@
+"""Pinned data, offline behaviour, and suite validation errors."""
+import shutil
+import textwrap
+import urllib.error
+import urllib.request
+
+import pytest
+
+from bench import data
+from bench.data import DataError
+from bench.suite import SuiteError, load_suite
+
+TRAIN = "UBC-NLP/llmas/data/train-test_seedarchs/123/wmt14ende/train.jsonl"
+
+
+def test_mirror_file_is_verified(monkeypatch):
+    p = data.fetch(TRAIN)
+    assert p.exists() and data.checksums_used()[TRAIN] == data.pins()[TRAIN].sha256
+
+
+def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
+    bad = tmp_path / TRAIN
+    bad.parent.mkdir(parents=True)
+    shutil.copy(data.fetch(TRAIN), bad)
+    with open(bad, "a") as fh:
+        fh.write("tampered\n")
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match="checksum mismatch.*refused"):
+        data.fetch(TRAIN)
+
+
+def test_corrupt_cached_download_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("BENCH_DATA_DIR")
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    cached = tmp_path / "data" / TRAIN
+    cached.parent.mkdir(parents=True)
+    cached.write_text("not the file\n")
+    with pytest.raises(DataError, match="checksum mismatch"):
+        data.fetch(TRAIN)
+
+
+def test_offline_without_mirror_names_file_and_fix(tmp_path, monkeypatch):
+    monkeypatch.delenv("BENCH_DATA_DIR")
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataError) as e:
+        data.fetch(TRAIN)
+    msg = str(e.value)
+    assert TRAIN in msg and "BENCH_DATA_DIR" in msg and "raw.githubusercontent.com/UBC-NLP/llmas/35980b8" in msg
+    assert not list(tmp_path.rglob(".part-*"))  # no partial file left behind
+
+
+def test_download_verifies_and_caches(tmp_path, monkeypatch):
+    """The download path (mirror unset): bytes from the pinned URL land in the cache only if the sha matches."""
+    src = data.fetch(TRAIN).read_bytes()
+    monkeypatch.delenv("BENCH_DATA_DIR")
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    seen = []
+
+    class Resp:
+        def __init__(self, body):
+            self.body = body
+
+        def read(self, n=-1):
+            out, self.body = self.body[:n], self.body[n:]
+            return out
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: (seen.append(url), Resp(src))[1])
+    p = data.fetch(TRAIN)
+    assert p.read_bytes() == src and seen == [data.pins()[TRAIN].url]
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: Resp(b"evil"))
+    (tmp_path / "data" / TRAIN).unlink()
+    with pytest.raises(DataError, match="checksum mismatch"):
+        data.fetch(TRAIN)
+    assert not (tmp_path / "data" / TRAIN).exists()
+
+
+def test_missing_from_mirror(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match="missing from the offline mirror"):
+        data.fetch(TRAIN)
+
+
+def _suite(tmp_path, body):
+    p = tmp_path / "s.yaml"
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+SPACE = """
+    search_space:
+      encoder_embed_dim: [512]
+      decoder_embed_dim: [512]
+      encoder_ffn_embed_dim: [1024]
+      decoder_ffn_embed_dim: [1024]
+      encoder_layer_num: [1]
+      decoder_layer_num: [1, 2]
+      encoder_self_attention_heads: [4]
+      decoder_self_attention_heads: [4]
+      decoder_ende_attention_heads: [4]
+      decoder_arbitrary_ende_attn: [-1]
+"""
+
+
+@pytest.mark.parametrize("body,expect", [
+    ("name: x\ntasks: []\n", "tasks: must be a non-empty list"),
+    ("name: x\nbogus: 1\ntasks: [{name: a}]\n", "bogus: unknown key; allowed keys"),
+    ("name: x\ntasks:\n  - name: a\n    source: {kind: nope}\n    search_space: {}\n",
+     "tasks[0].search_space: missing dimensions"),
+    ("name: x\ngate: {kendall: -1}\ntasks: [{name: a}]\n", "gate.kendall: tolerance must be a non-negative number"),
+    ("name: x\ntasks:\n  - name: a\n    search_space: nospace\n    source: {kind: llmas, task: wmt14ende}\n",
+     "tasks[0].search_space: 'nospace' is not defined"),
+    ("name: x\ntasks: [\n", "not valid YAML"),
+])
+def test_suite_errors_name_file_key_and_allowed(tmp_path, body, expect):
+    p = _suite(tmp_path, body)
+    with pytest.raises(SuiteError) as e:
+        load_suite(p)
+    assert str(p) in str(e.value) and expect in str(e.value)
+
+
+def test_bad_source_kind_lists_allowed(tmp_path):
+    p = _suite(tmp_path, "name: x\ntasks:\n  - name: a\n    source: {kind: nope}" + SPACE)
+    with pytest.raises(SuiteError, match=r"tasks\[0\]\.source\.kind: 'nope' is not allowed; allowed values: \[.*'llmas'"):
+        load_suite(p)
+
+
+def test_bad_llmas_task_lists_allowed(tmp_path):
+    p = _suite(tmp_path, "name: x\ntasks:\n  - name: a\n    source: {kind: llmas, task: wmt99}" + SPACE)
+    with pytest.raises(SuiteError, match=r"source\.task: 'wmt99' is not allowed; allowed values: \['wmt14ende'"):
+        load_suite(p)
+
+
+def test_bad_target_lists_allowed(tmp_path):
+    p = _suite(tmp_path, "name: x\ntasks:\n  - name: a\n    targets: [bleu]\n"
+                         "    source: {kind: llmas, task: wmt14ende}" + SPACE)
+    with pytest.raises(SuiteError, match=r"targets: 'bleu' is not allowed; allowed values: \['latency_ms', 'test_bleu'"):
+        load_suite(p)
+
+
+def test_data_outside_space_is_rejected_with_field(tmp_path):
+    # a 1-layer space cannot hold the released 6-layer encoders
+    p = _suite(tmp_path, "name: x\ntasks:\n  - name: a\n    source: {kind: llmas, task: wmt14ende}" + SPACE)
+    suite = load_suite(p)
+    with pytest.raises(SuiteError, match=r"s.yaml: task a: UBC-NLP/llmas.*outside the search space.*encoder_layer_num = 6; allowed choices: \[1\]"):
+        suite.tasks[0].records
+
+
+def test_user_records_suite(tmp_path):
+    """A suite is YAML only: a user's JSONL of measured archs runs through the whole harness."""
+    import json
+
+    from bench.runner import run_suite
+
+    rows = []
+    for i, (nd, ffn) in enumerate([(1, 1024), (2, 1024)] * 6):
+        arch = {"encoder_embed_dim": 512, "encoder_layer_num": 1, "encoder_ffn_embed_dim": [1024],
+                "encoder_self_attention_heads": [4], "decoder_embed_dim": 512, "decoder_layer_num": nd,
+                "decoder_ffn_embed_dim": [ffn] * nd, "decoder_self_attention_heads": [4] * nd,
+                "decoder_ende_attention_heads": [4] * nd, "decoder_arbitrary_ende_attn": [-1] * nd}
+        rows.append({"arch": arch, "bleu": 20 + nd + 0.1 * i})
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    p = _suite(tmp_path, "name: mine\npredictors: [mean, params, linear]\ntasks:\n  - name: a\n    vocab_size: 1000\n"
+                         "    source: {kind: records, file: {path: m.jsonl}, targets: {bleu: {unit: BLEU}}, "
+                         "train_size: 4, seeds: [0, 1]}" + SPACE)
+    res = run_suite(load_suite(p), progress=False).to_json()
+    kt = {r["predictor"]: r for r in res["results"] if r["metric"] == "kendall"}
+    assert set(kt) == {"mean", "params", "linear"} and set(kt["params"]["per_seed"]) == {"0", "1"}
+    assert kt["mean"]["mean"] != kt["mean"]["mean"]  # a constant has no ranking: NaN, shown as "–"
+    assert kt["params"]["mean"] > 0.3  # deeper decoders score higher here, and have more params
