@@ -20,6 +20,7 @@ COMMANDS = {
     "measure": ("bench.measure", "train sampled architectures from scratch on a task's corpus and record them"),
     "prompt": ("bench.llm.promptcmd", "print the exact LLM-PP prompt for one architecture (spends nothing)"),
     "llm-bench": ("bench.llm.throughput", "LLM client throughput: concurrency 1 vs N against a local server"),
+    "pool-flops": ("bench.poolcosts", "pool GFLOPs: released (En-De vocabulary) vs recomputed for the task's vocabulary"),
 }
 
 
