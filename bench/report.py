@@ -22,7 +22,7 @@ def _fmt(mean, std, digits=2):
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _cost(rows: dict) -> str:
+def _cost(rows: dict, llm: dict | None = None) -> str:
     fit = rows.get("fit_s", {}).get("mean")
     q = rows.get("query_ms_per_arch", {}).get("mean")
     parts = []
@@ -30,7 +30,24 @@ def _cost(rows: dict) -> str:
         parts.append(f"fit {fit:.3g} s")
     if q is not None:
         parts.append(f"{q:.3g} ms/arch")
+    if llm:  # LLM predictors: calls made, cache hits and dollars, summed over seeds
+        d = llm.get("dollars")
+        parts.append(f"{llm['calls']} calls, {llm['cache_hits']} cached, " + ("$?" if d is None else f"${d:.4g}"))
     return ", ".join(parts) or "–"
+
+
+def _llm_costs(results: dict) -> dict:
+    """(task, target, predictor) -> summed LLM counters of its runs (those whose cost has ``calls``)."""
+    out: dict[tuple, dict] = {}
+    for r in results.get("runs", []):
+        c = r.get("cost") or {}
+        if "calls" not in c:
+            continue
+        s = out.setdefault((r["task"], r["target"], r["predictor"]), {"calls": 0, "cache_hits": 0, "dollars": 0.0})
+        s["calls"] += c["calls"]
+        s["cache_hits"] += c.get("cache_hits", 0)
+        s["dollars"] = None if s["dollars"] is None or c.get("dollars") is None else s["dollars"] + c["dollars"]
+    return out
 
 
 def tables(results: dict) -> list[dict]:
@@ -39,6 +56,7 @@ def tables(results: dict) -> list[dict]:
     for r in results["results"]:
         groups.setdefault((r["task"], r["target"]), {}).setdefault(r["predictor"], {})[r["metric"]] = r
     out = []
+    llm = _llm_costs(results)
     for (task, target), preds in groups.items():
         cols = [c for c in COLUMNS if any(c in m for m in preds.values())]
         rows = []
@@ -54,7 +72,7 @@ def tables(results: dict) -> list[dict]:
             row["coverage"] = f"{cov.get('mean', float('nan')):.0%}" + (f" ({fails} failed)" if fails else "")
             if cov.get("seed_errors"):
                 row["coverage"] += f", {cov['seed_errors']} seed(s) errored"
-            row["cost"] = _cost(m)
+            row["cost"] = _cost(m, llm.get((task, target, name)))
             row["_sort"] = k.get("mean", float("nan"))
             rows.append(row)
         rows.sort(key=lambda r: (math.isnan(r["_sort"]), -(r["_sort"] if not math.isnan(r["_sort"]) else 0)))

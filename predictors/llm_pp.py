@@ -117,7 +117,7 @@ class LLMPP(Predictor):
             msgs = [{"role": "user", "content": pb.query(a)}]
             row = []
             for k in range(K):
-                key = C.request_key(provider, model, base_url, msgs, params, k, tsha)
+                key = C.request_key(provider, model, base_url, msgs, dict(params, parse=c["parse"]), k, tsha)
                 reqs.append(C.Request(key, msgs, params["temperature"], params["max_tokens"],
                                       {"provider": provider, "model": model, "sample": k, "template": c["template"]}))
                 row.append(key)

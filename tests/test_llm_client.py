@@ -1,0 +1,236 @@
+"""LLM-PP through the REAL openai/anthropic SDK clients against local servers speaking their wire formats:
+retries (429 + Retry-After, 5xx, timeouts), non-numeric answers, cache, budgets, samples, resume, secrets."""
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.data import cache_dir
+from bench.llm.localserver import LocalLLMServer, Reply, default_answer, prompt_of
+from bench.suite import load_suite
+from predictors import registry
+from predictors.base import Context
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "sk-test-DO-NOT-LEAK-4f9c2e"
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_suite(ROOT / "suites/wmt14.yaml").task("wmt14-en-de")
+
+
+@pytest.fixture
+def server(monkeypatch):
+    srv = LocalLLMServer().start()
+    monkeypatch.setenv("OPENAI_BASE_URL", srv.openai_url)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.anthropic_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    yield srv
+    srv.stop()
+
+
+def make(task, spec="llm-pp[llm=openai:gpt-4o,backoff=0.01,progress=false]", target="valid_bleu", seed=123, options=None):
+    ctx = Context(task=task, target=target, seed=seed, options={} if options is None else options)
+    p = registry.create(spec, ctx)
+    assert p.supports(task, target) is None
+    train, _ = task.split(seed)
+    p.fit([r.arch for r in train], np.array([r.targets[target] for r in train]))
+    return p
+
+
+def test_openai_predicts_and_rerun_hits_cache(server, task):
+    test = [r.arch for r in task.split(123)[1]]
+    p = make(task)
+    pred = p.predict(test)
+    assert len(server.requests) == 20 and np.isfinite(pred).all()
+    body = server.requests[0]["body"]
+    assert body["model"] == "gpt-4o" and body["temperature"] == 0.0 and body["max_tokens"] == 25
+    assert len(body["messages"]) == 1 and body["messages"][0]["role"] == "user"
+    assert server.requests[0]["headers"]["authorization"] == f"Bearer {SECRET}"
+    assert pred[0] == pytest.approx(float(default_answer(prompt_of(body))))
+    c = p.cost()
+    assert c["calls"] == 20 and c["cache_hits"] == 0 and c["input_tokens"] > 0 and c["dollars"] > 0
+    again = make(task).predict(test)
+    assert len(server.requests) == 20 and np.array_equal(pred, again)  # zero new requests
+
+
+def test_anthropic_wire_format(server, task):
+    p = make(task, "llm-pp[llm=anthropic:claude-sonnet-4-6,progress=false]")
+    pred = p.predict([r.arch for r in task.split(123)[1][:3]])
+    assert np.isfinite(pred).all() and {r["path"] for r in server.requests} == {"/v1/messages"}
+    h = server.requests[0]["headers"]
+    assert SECRET in (h.get("x-api-key"), h.get("authorization", "").removeprefix("Bearer ")) and "anthropic-version" in h
+    assert p.cost()["dollars"] > 0
+
+
+def test_429_with_retry_after_then_success(server, task):
+    server.responder = lambda body, path, n: (
+        Reply(status=429, headers={"retry-after": "0.4"}, text="slow down") if n == 0 else Reply(default_answer(prompt_of(body))))
+    p = make(task)
+    assert np.isfinite(p.predict([task.split(123)[1][0].arch])).all()
+    t = [r["t"] for r in server.requests]
+    assert len(t) == 2 and t[1] - t[0] >= 0.38 and p.cost()["retries"] == 1
+
+
+def test_500s_and_timeouts_are_retried(server, task):
+    server.responder = lambda body, path, n: (Reply(status=500) if n < 2 else Reply(delay=3.0) if n == 2
+                                              else Reply(default_answer(prompt_of(body))))
+    p = make(task, "llm-pp[llm=openai:gpt-4o,backoff=0.01,timeout=0.5,progress=false]")
+    assert np.isfinite(p.predict([task.split(123)[1][0].arch])).all()
+    assert len(server.requests) == 4 and p.cost()["retries"] == 3
+
+
+def test_persistent_5xx_gives_nan_and_is_not_cached(server, task):
+    server.responder = lambda body, path, n: Reply(status=503)
+    archs = [task.split(123)[1][0].arch]
+    p = make(task, "llm-pp[llm=openai:gpt-4o,backoff=0.01,max_attempts=3,progress=false]")
+    assert np.isnan(p.predict(archs)).all() and len(server.requests) == 3
+    make(task, "llm-pp[llm=openai:gpt-4o,backoff=0.01,max_attempts=3,progress=false]").predict(archs)
+    assert len(server.requests) == 6  # a transient failure is retried by the next run
+
+
+def test_non_numeric_answers_reasked_then_failure_recorded(server, task):
+    server.responder = lambda body, path, n: Reply("BLEU: 25.1")  # strict parsing (the paper's) rejects it
+    archs = [r.arch for r in task.split(123)[1][:4]]
+    p = make(task, "llm-pp[llm=openai:gpt-4o,reask=2,progress=false]")
+    pred = p.predict(archs)
+    assert np.isnan(pred).all() and len(server.requests) == 12 and p.cost()["failures"] == 4
+    assert p.cost()["reasks"] == 8
+    assert np.isnan(make(task, "llm-pp[llm=openai:gpt-4o,reask=2,progress=false]").predict(archs)).all()
+    assert len(server.requests) == 12  # the model's non-answer is cached: a re-run asks nothing
+    lenient = make(task, "llm-pp[llm=openai:gpt-4o,parse=lenient,progress=false]").predict(archs)
+    assert np.allclose(lenient, 25.1) and len(server.requests) == 16  # another parse rule, another cache entry
+
+
+def test_budget_max_calls_stops_cleanly(server, task):
+    opts = {"max_calls": 5, "concurrency": 2}
+    p = make(task, options=opts)
+    pred = p.predict([r.arch for r in task.split(123)[1]])
+    assert len(server.requests) == 5 and np.isfinite(pred).sum() == 5
+    assert p.cost()["budget_exhausted"] and p.cost()["budget_stopped"] == 15
+    q = make(task, options=opts, seed=456)  # same run: the budget is shared
+    assert np.isnan(q.predict([r.arch for r in task.split(456)[1]])).all() and len(server.requests) == 5
+
+
+def test_budget_max_dollars(server, task):
+    p = make(task, options={"max_dollars": 0.02})
+    pred = p.predict([r.arch for r in task.split(123)[1]])
+    assert 0 < np.isfinite(pred).sum() < 20 and p.cost()["run"]["dollars"] <= 0.02
+
+
+def test_samples_are_distinct_cache_entries(server, task):
+    p = make(task, "llm-pp[llm=openai:gpt-4o,samples=3,temperature=1,progress=false]")
+    server.responder = lambda body, path, n: Reply(f"{24 + (n % 3):.1f}")
+    pred = p.predict([r.arch for r in task.split(123)[1][:4]])
+    assert len(server.requests) == 12 and server.requests[0]["body"]["temperature"] == 1.0
+    assert np.allclose(pred, 25.0) and p.cost()["mean_std_per_arch"] == pytest.approx(np.std([24, 25, 26]))
+    assert p.details()["samples"] == 3
+
+
+def test_concurrency_is_bounded(server, task):
+    server.responder = lambda body, path, n: Reply(default_answer(prompt_of(body)), delay=0.05)
+    p = make(task, options={"concurrency": 4})
+    p.predict([r.arch for r in task.split(123)[1]])
+    assert server.max_inflight == 4
+
+
+SCRIPT = """
+import sys, numpy as np
+sys.path.insert(0, {root!r})
+from bench.suite import load_suite
+from predictors import registry
+from predictors.base import Context
+task = load_suite({root!r} + "/suites/wmt14.yaml").task("wmt14-en-de")
+ctx = Context(task=task, target="valid_bleu", seed=123, options={{"concurrency": 2}})
+p = registry.create("llm-pp[llm=openai:gpt-4o,progress=false]", ctx)
+p.fit([r.arch for r in task.split(123)[0]], [r.targets["valid_bleu"] for r in task.split(123)[0]])
+print(int(np.isfinite(p.predict([r.arch for r in task.split(123)[1]])).sum()))
+"""
+
+
+def _spawn(server):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", SCRIPT.format(root=str(ROOT))], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _cached_keys():
+    with sqlite3.connect(cache_dir() / "llm.sqlite") as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return {k for (k,) in c.execute("SELECT key FROM kv WHERE ns='llm-pp'")}
+
+
+def test_killed_run_resumes_without_repeating_finished_archs(server, task):
+    server.responder = lambda body, path, n: Reply(default_answer(prompt_of(body)), delay=0.15)
+    proc = _spawn(server)
+    deadline = time.time() + 60
+    while len(server.requests) < 8 and time.time() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    done = _cached_keys()
+    first = server.prompts()
+    assert 0 < len(done) < 20
+    server.responder = lambda body, path, n: Reply(default_answer(prompt_of(body)))
+    proc = _spawn(server)
+    out, err = proc.communicate(timeout=120)
+    assert out.strip() == "20", err
+    second = server.prompts()[len(first):]
+    assert len(second) == 20 - len(done) and len(set(second)) == len(second)
+    assert len(_cached_keys()) == 20
+
+
+def test_two_processes_share_the_cache(server, task):
+    server.responder = lambda body, path, n: Reply(default_answer(prompt_of(body)), delay=0.02)
+    procs = [_spawn(server), _spawn(server)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert out.strip() == "20", err
+    assert len(_cached_keys()) == 20 and len(server.requests) <= 40
+
+
+def _run_cli(args):
+    from bench.cli import main
+    return main(args)
+
+
+def test_bench_run_end_to_end_never_writes_the_key(server, task, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = _run_cli(["run", str(ROOT / "suites/wmt14.yaml"), "--predictors", "mean,llm-pp,llm-pp[probe=anonymised]",
+                   "--tasks", "wmt14-en-de", "--targets", "valid_bleu", "--out", str(out), "--no-progress",
+                   "--llm", "openai:gpt-4o", "--concurrency", "8"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    preds = {r["predictor"] for r in res["results"]}
+    assert {"llm-pp[llm=openai:gpt-4o]", "llm-pp[probe=anonymised,llm=openai:gpt-4o]"} <= preds
+    run = next(r for r in res["runs"] if r["predictor"] == "llm-pp[llm=openai:gpt-4o]")
+    assert run["coverage"] == 1.0 and run["cost"]["calls"] == 20
+    md = (out / "leaderboard.md").read_text()
+    assert "llm-pp[llm=openai:gpt-4o]" in md and "calls" in md
+    written = list(out.rglob("*")) + list(Path(cache_dir()).rglob("*"))
+    for f in written:
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
+    assert SECRET not in capsys.readouterr().out
+
+
+def test_bench_run_without_key_lists_llm_rows_as_skipped(tmp_path, monkeypatch):
+    for v in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(v, raising=False)
+    out = tmp_path / "out"
+    rc = _run_cli(["run", str(ROOT / "suites/wmt14.yaml"), "--predictors", "mean,llm-pp,llm-pp[llm=anthropic:claude-sonnet-4-6]",
+                   "--tasks", "wmt14-en-de", "--targets", "valid_bleu", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    reasons = {s["predictor"]: s["reason"] for s in res["skipped"]}
+    assert "OPENAI_API_KEY" in reasons["llm-pp"] or "no LLM backend" in reasons["llm-pp"]
+    assert "ANTHROPIC_API_KEY" in reasons["llm-pp[llm=anthropic:claude-sonnet-4-6]"]
+    assert "Skipped:" in (out / "leaderboard.md").read_text()
