@@ -38,7 +38,7 @@ class RunResult:
             "skipped": self.skipped,
             "runs": self.runs,
             "reference": self.suite.reference_rows(),
-            "notes": {t.name: t.notes for t in self.suite.tasks},
+            "notes": {t.name: t.notes + t.data.notes for t in self.suite.tasks if "data" in t.__dict__},
         }
 
 

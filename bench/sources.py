@@ -124,7 +124,25 @@ class LlmasSource(Source):
                         archs.append(a)
             return archs
 
-        return TaskData(records=records, splits=splits, pool_loader=pool_loader, files=files)
+        return TaskData(records=records, splits=splits, pool_loader=pool_loader, files=files,
+                        notes=self._quirks(records))
+
+    @staticmethod
+    def _quirks(records) -> list[str]:
+        """Disclose what the release itself shows (paper-system.md §1.1): duplicated supernet columns."""
+        notes = []
+        for a, b in (("hat", "sandwich"), ("hat", "layer-mos"), ("hat", "neuron-mos"), ("sandwich", "layer-mos"),
+                     ("sandwich", "neuron-mos"), ("layer-mos", "neuron-mos")):
+            same = sum(1 for r in records if a in r.extras and r.extras[a] == r.extras.get(b))
+            if same:
+                notes.append(f"`{a}` and `{b}` give identical BLEU (valid and test) on {same} of the {len(records)} "
+                             f"architectures in the release" + (": they are not independent baselines here."
+                                                                 if same == len(records) else "."))
+        gap = [r.targets["valid_bleu"] - r.targets["test_bleu"] for r in records]
+        if gap:
+            notes.append(f"valid BLEU − test BLEU over the {len(gap)} architectures: mean {sum(gap) / len(gap):+.2f} "
+                         f"(min {min(gap):+.2f}, max {max(gap):+.2f}); predictors are scored on valid BLEU.")
+        return notes
 
     def _record(self, task, row, path="") -> Record:
         s = row["scratch"]
@@ -242,3 +260,6 @@ def record_costs(task, rec: Record) -> dict:
     c = compute_costs(rec.arch, task.vocab_size, task.space.qkv_dim)
     return {"params_no_emb": c.params_no_emb, "emb_params": c.emb_params, "total_flops": c.total_flops,
             "last_layer_flops": c.last_layer_flops}
+
+
+from . import latency_source  # noqa: E402,F401  (registers the hat-latency-csv source)

@@ -50,6 +50,7 @@ class TaskData:
     splits: dict[int, tuple[list[int], list[int]]]  # seed -> (train indices, test indices), in file order
     pool_loader: Any = None  # () -> list[Arch]; the unlabelled pool
     files: list[str] = field(default_factory=list)  # data files read, for provenance
+    notes: list[str] = field(default_factory=list)  # quirks found in the data, computed at load time
 
 
 class Task:
