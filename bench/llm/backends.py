@@ -40,6 +40,7 @@ class Completion:
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
+    served_model: str = ""  # the snapshot the provider says it used (aliases like gpt-4o move)
 
 
 def parse_llm(value: str) -> tuple[str, str]:
@@ -161,7 +162,8 @@ class OpenAIBackend(Backend):
             raise
         text = (r.choices[0].message.content or "") if r.choices else ""
         u = r.usage
-        return Completion(text, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
+        return Completion(text, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0,
+                          getattr(r, "model", "") or "")
 
     async def aclose(self):
         await self.client.close()
@@ -191,7 +193,7 @@ class AnthropicBackend(Backend):
                 raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response.headers)) from None
             raise
         text = "".join(getattr(b, "text", "") for b in r.content)
-        return Completion(text, r.usage.input_tokens or 0, r.usage.output_tokens or 0)
+        return Completion(text, r.usage.input_tokens or 0, r.usage.output_tokens or 0, getattr(r, "model", "") or "")
 
     async def aclose(self):
         await self.client.close()

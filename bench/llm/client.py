@@ -242,7 +242,7 @@ class Engine:
     async def _ask(self, backend: Backend, limiter: _RateLimiter, req: Request) -> dict | None:
         t0 = time.perf_counter()
         n_in = n_out = 0
-        text, value, calls = "", None, 0
+        text, value, calls, served = "", None, 0, ""
         for ask in range(self.s.reask + 1):
             if ask:
                 self._count("reasks")
@@ -251,7 +251,7 @@ class Engine:
                 return None  # transient failure or budget: not cached, a later run retries
             calls += 1
             n_in, n_out = n_in + comp.input_tokens, n_out + comp.output_tokens
-            text = comp.text
+            text, served = comp.text, comp.served_model
             value = parse_value(text, self.s.parse)
             if value is not None:
                 break
@@ -259,6 +259,7 @@ class Engine:
         self.ledger.live_query_s.append(latency)
         entry = {"value": value, "text": text[:500], "ok": value is not None, "asks": calls,
                  "usage": {"input_tokens": n_in, "output_tokens": n_out}, "latency_s": round(latency, 4),
+                 "served_model": served,
                  **req.meta}
         self.cache.put(req.key, entry)
         return entry

@@ -35,10 +35,10 @@ def _score(task, archs, concurrency, port, cache_path):
                            f"cache={cache_path},progress=false,backoff=0.05]", ctx)
     train, _ = task.split(ctx.seed)
     pred.fit([r.arch for r in train], [r.targets["valid_bleu"] for r in train])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     p = pred.predict(archs)
-    wall = time.perf_counter() - t0
-    return wall, pred.cost(), int((p == p).sum())
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, dict(pred.cost(), cpu_s=cpu), int((p == p).sum())
 
 
 def run(args) -> dict:
@@ -61,6 +61,8 @@ def run(args) -> dict:
         server.wait(10)
     t1, tN = c1["calls"] / w1, cN["calls"] / wN
     return {"delay_s": args.delay, "concurrency": args.concurrency, "cpu_count": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "client_cpu_ms_per_call": round(1000 * cN["cpu_s"] / max(1, cN["calls"]), 3),
             "c1": {"archs": n1, "calls": c1["calls"], "answered": ok1, "wall_s": round(w1, 3),
                    "calls_per_s": round(t1, 2)},
             f"c{args.concurrency}": {"archs": nN, "calls": cN["calls"], "answered": okN, "wall_s": round(wN, 3),
@@ -85,5 +87,7 @@ def main(args) -> int:
     print(f"  speedup       : {res['speedup']:.1f}x (target >= 25x at 32)")
     print(f"  harness overhead per call at concurrency 1: {res['overhead_ms_per_call_c1']:.2f} ms "
           f"(server delay {1000 * args.delay:.0f} ms)")
+    print(f"  client CPU per call (SDK + harness): {res['client_cpu_ms_per_call']:.2f} ms; "
+          f"load average {res['load_avg_1m']} on {res['cpu_count']} CPUs (a busy machine caps the speedup)")
     print(f"  cached re-run : {res['cached_rerun']['calls']} calls, {res['cached_rerun']['us_per_arch']} us/arch")
     return 0
