@@ -25,6 +25,8 @@ PREDICTOR_MODULES = [
     "predictors.regressors",
     "predictors.latency",
     "predictors.llm_pp",
+    "predictors.zero_cost",
+    "predictors.distill",
 ]
 
 _REGISTRY: dict[str, "Entry"] = {}
