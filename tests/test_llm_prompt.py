@@ -72,6 +72,9 @@ def test_every_template_renders(suite, taskname):
         pb = PromptBuilder(task, "valid_bleu", task.seeds[0], template=name, constraint=3.0).demos_from_split()
         text = pb.prefix if name == "default_flops" else pb.query(arch)
         assert "$$$" not in text, name
+        if name != "default_flops":
+            anon = PromptBuilder(task, "valid_bleu", task.seeds[0], template=name, probe="both").demos_from_split()
+            assert not any(w in anon.query(arch) for w in ("WMT", "English", "German", "French", "-subtransformer"))
     gen = PromptBuilder(task, "valid_bleu", task.seeds[0], template="default_flops", constraint=3.0).demos_from_split()
     assert "exactly 3.0 GFLOPs" in gen.prefix and gen.prefix.endswith("last three layers)\n")
     with pytest.raises(PromptError, match="generator"):
