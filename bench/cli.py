@@ -21,6 +21,7 @@ COMMANDS = {
     "prompt": ("bench.llm.promptcmd", "print the exact LLM-PP prompt for one architecture (spends nothing)"),
     "llm-bench": ("bench.llm.throughput", "LLM client throughput: concurrency 1 vs N against a local server"),
     "pool-flops": ("bench.poolcosts", "pool GFLOPs: released (En-De vocabulary) vs recomputed for the task's vocabulary"),
+    "zc-bench": ("bench.model.zcbench", "benchmark: every zero-cost proxy on a task's labelled architectures, cold"),
 }
 
 

@@ -39,7 +39,7 @@ class _ProxyInputs(Predictor):
 
     @classmethod
     def default_config(cls):
-        return {"batch": "bpe", "batch_size": 8, "length": 16, "seed": 0, "init_seed": 0, "tensors": "weights",
+        return {"batch": "bpe", "batch_size": 8, "length": 12, "seed": 0, "init_seed": 0, "tensors": "weights",
                 "label_smoothing": 0.1, "share": True}
 
     def supports(self, task, target):
