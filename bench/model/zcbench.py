@@ -20,6 +20,8 @@ import numpy as np
 def add_arguments(p):
     p.add_argument("suite")
     p.add_argument("--task", required=True)
+    p.add_argument("--models", action="store_true",
+                   help="only time building and a forward pass (batch 1, 30+30 tokens) of the space's extremes")
     p.add_argument("--batch", default="bpe", choices=["bpe", "random"])
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--length", type=int, default=12)
@@ -38,6 +40,8 @@ def main(args) -> int:
     from .proxies import LOSS_BASED, PROXIES, ProxyConfig, cache_key, score_arch
 
     task = load_suite(args.suite).task(args.task)
+    if args.models:
+        return model_timing(task)
     batch = make_batch(task, args.batch, args.batch_size, args.length)
     cfg = ProxyConfig()
     cache = Cache(namespace="zero-cost")
@@ -68,4 +72,47 @@ def main(args) -> int:
         with open(args.json, "w") as fh:
             json.dump({"task": task.name, "batch": batch.identity, "wall_s": wall, "median": med, "rows": rows}, fh,
                       indent=1)
+    return 0
+
+
+def extremes(space):
+    """The largest and smallest architectures of a space (every dimension at its max / min choice)."""
+    from bench.space import Arch
+
+    out = []
+    for pick in (max, min):
+        c = {f: pick(v) for f, v in space.choices.items()}
+        ne, nd = c["encoder_layer_num"], c["decoder_layer_num"]
+        out.append(Arch(c["encoder_embed_dim"], ne, (c["encoder_ffn_embed_dim"],) * ne,
+                        (c["encoder_self_attention_heads"],) * ne, c["decoder_embed_dim"], nd,
+                        (c["decoder_ffn_embed_dim"],) * nd, (c["decoder_self_attention_heads"],) * nd,
+                        (c["decoder_ende_attention_heads"],) * nd, (c["decoder_arbitrary_ende_attn"],) * nd))
+    return out
+
+
+def model_timing(task, repeats: int = 3) -> int:
+    """Build time and teacher-forced forward time (batch 1, 30 source + 30 target tokens, no grad), medians."""
+    import torch
+
+    from . import build_model
+
+    print(f"task {task.name} (V={task.vocab_size}), torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| architecture | params (HAT count) | build s | forward s (1x30+30) |")
+    print("|---|---|---|---|")
+    src = torch.tensor([[2] + [7] * 29])
+    prev = torch.tensor([[7] * 29 + [2]])
+    for arch in extremes(task.space):
+        builds, fwds = [], []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            model = build_model(arch, task.vocab_size, task.space.qkv_dim, seed=r).eval()
+            builds.append(time.perf_counter() - t0)
+            with torch.no_grad():
+                model(src, prev)  # warm-up
+                t0 = time.perf_counter()
+                model(src, prev)
+                fwds.append(time.perf_counter() - t0)
+        n = model.num_parameters()
+        print(f"| {arch} | {(n['without_embedding'] + n['embedding']) / 1e6:.1f}M | {np.median(builds):.2f} | "
+              f"{np.median(fwds):.3f} |")
     return 0
