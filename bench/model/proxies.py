@@ -29,7 +29,6 @@ Non-finite scores are returned as they are (nan/inf) and counted by the callers,
 """
 from __future__ import annotations
 
-import math
 import re
 import sys
 import time
@@ -240,13 +239,6 @@ def score_arch(arch, vocab_size: int, batch: Batch, names, cfg: ProxyConfig = Pr
         done("synflow", score, [n for n, _ in model.named_parameters() if n in set(pnames)], t)
     out["_timing"] = timing
     return out
-
-
-def signed_log(x: float) -> float:
-    """NASLib's synflow transform: log x for x > 0, -log(-x) for x < 0 (nan stays nan)."""
-    if not math.isfinite(x) or x == 0:
-        return x if not math.isfinite(x) else float("-inf")
-    return math.log(x) if x > 0 else -math.log(-x)
 
 
 def cache_key(task, arch, name: str, batch: Batch, cfg: ProxyConfig) -> str:
