@@ -39,6 +39,7 @@ def add_run(p):
     p.add_argument("--concurrency", type=int, help="concurrent LLM requests")
     p.add_argument("--max-calls", type=int, help="run-level budget: at most this many LLM calls")
     p.add_argument("--max-dollars", type=float, help="run-level budget: at most this many dollars")
+    p.add_argument("--samples", type=int, help="LLM answers per architecture (repeatability: mean and std)")
 
 
 def cmd_run(args) -> int:
@@ -47,7 +48,7 @@ def cmd_run(args) -> int:
     from .runner import run_suite
 
     suite = load_suite(args.suite)
-    options = {k: getattr(args, k) for k in ("llm", "concurrency", "max_calls", "max_dollars")
+    options = {k: getattr(args, k) for k in ("llm", "concurrency", "max_calls", "max_dollars", "samples")
                if getattr(args, k, None) is not None}
     res = run_suite(suite, predictors=split_specs(args.predictors) if args.predictors else None,
                     tasks=args.tasks.split(",") if args.tasks else None,

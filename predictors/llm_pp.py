@@ -29,7 +29,7 @@ class LLMPP(Predictor):
 
     @classmethod
     def default_config(cls) -> dict:
-        return {"llm": None, "template": "gpt_scorer_concentrate_statement", "demos": 10, "samples": 1,
+        return {"llm": None, "template": "gpt_scorer_concentrate_statement", "demos": 10, "samples": None,
                 "temperature": 0.0, "max_tokens": 25, "probe": "none", "parse": "strict", "reask": 2,
                 "max_attempts": 6, "backoff": 1.0, "timeout": 60.0, "concurrency": None, "rpm": None,
                 "base_url": None, "flops_vocab": None, "price_in": None, "price_out": None, "cache": None,
@@ -60,6 +60,11 @@ class LLMPP(Predictor):
 
         return str(self.config["llm"] or self.ctx.options.get("llm") or DEFAULT_LLM)
 
+    @property
+    def samples(self) -> int:
+        """Answers per architecture: the spec's samples=, else `bench run --samples`, else 1."""
+        return int(self.config["samples"] or self.ctx.options.get("samples") or 1)
+
     def supports(self, task, target: str) -> str | None:
         from bench.llm.backends import BackendError, unavailable
         from bench.llm.prompt import PromptError
@@ -73,8 +78,13 @@ class LLMPP(Predictor):
             return str(exc)
         if why:
             return f"{self.llm}: {why}"
-        if not self.config["llm"]:  # name the model in the leaderboard row
-            self.spec = format_spec(self.name, dict(self._spec_config(), llm=self.llm))
+        extra = {}  # name the run options that change the answers in the leaderboard row
+        if not self.config["llm"]:
+            extra["llm"] = self.llm
+        if not self.config["samples"] and self.samples > 1:
+            extra["samples"] = self.samples
+        if extra:
+            self.spec = format_spec(self.name, dict(self._spec_config(), **extra))
         return None
 
     def _spec_config(self) -> dict:
@@ -108,7 +118,7 @@ class LLMPP(Predictor):
         provider, model = B.parse_llm(self.llm)
         base_url = B.base_url_of(provider, c["base_url"])
         params = {"temperature": float(c["temperature"]), "max_tokens": int(c["max_tokens"])}
-        K = int(c["samples"])
+        K = self.samples
         if K < 1:
             raise ValueError(f"llm-pp: samples={K} must be >= 1")
         tsha = pb.template_sha()
@@ -152,8 +162,8 @@ class LLMPP(Predictor):
         out = {"llm": self.llm, **led.as_dict()}
         out["run"] = self.budget.ledger.as_dict()
         out["budget_exhausted"] = self.budget.exhausted
-        if int(self.config["samples"]) > 1:
-            out["samples"] = int(self.config["samples"])
+        if self.samples > 1:
+            out["samples"] = self.samples
             out["mean_std_per_arch"] = self._mean_std()
         return out
 
@@ -163,12 +173,12 @@ class LLMPP(Predictor):
 
     def details(self) -> dict:
         pb = getattr(self, "_pb", None)
-        d = {"llm": self.llm, "samples": int(self.config["samples"]), "temperature": float(self.config["temperature"]),
+        d = {"llm": self.llm, "samples": self.samples, "temperature": float(self.config["temperature"]),
              "template": self.config["template"], "probe": self.config["probe"]}
         if pb is not None:
             d["template_sha256_16"] = pb.template_sha()
             d["demos"] = len(pb.demo_archs)
             d["prompt_chars"] = getattr(self, "_prompt_chars", None)
-        if int(self.config["samples"]) > 1:
+        if self.samples > 1:
             d["mean_std_per_arch"] = self._mean_std()
         return d

@@ -128,11 +128,20 @@ def test_budget_max_dollars(server, task):
 
 def test_samples_are_distinct_cache_entries(server, task):
     p = make(task, "llm-pp[llm=openai:gpt-4o,samples=3,temperature=1,progress=false]")
-    server.responder = lambda body, path, n: Reply(f"{24 + (n % 3):.1f}")
+    seen = {}
+
+    def responder(body, path, n):  # the k-th identical request for an architecture answers 24 + k
+        k = seen[prompt_of(body)] = seen.get(prompt_of(body), -1) + 1
+        return Reply(f"{24 + k % 3:.1f}")
+
+    server.responder = responder
     pred = p.predict([r.arch for r in task.split(123)[1][:4]])
     assert len(server.requests) == 12 and server.requests[0]["body"]["temperature"] == 1.0
     assert np.allclose(pred, 25.0) and p.cost()["mean_std_per_arch"] == pytest.approx(np.std([24, 25, 26]))
     assert p.details()["samples"] == 3
+    q = make(task, options={"samples": 3})  # `bench run --samples 3`: the same cache entries
+    q.predict([r.arch for r in task.split(123)[1][:4]])
+    assert len(server.requests) == 12 + 12 and q.samples == 3  # temperature 0 here: different requests
 
 
 def test_concurrency_is_bounded(server, task):
