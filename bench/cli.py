@@ -17,11 +17,15 @@ COMMANDS = {
     "list": ("bench.cli", "list every registered predictor"),
     "check": ("bench.cli", "CI gate: fail when predictor quality regresses against a baseline"),
     "validate": ("bench.cli", "validate suite files (and load their data)"),
+    "latency": ("bench.latency_cli", "measure latency on this device (HAT protocol); latency learning curves"),
     "measure": ("bench.measure", "train sampled architectures from scratch on a task's corpus and record them"),
     "prompt": ("bench.llm.promptcmd", "print the exact LLM-PP prompt for one architecture (spends nothing)"),
     "llm-bench": ("bench.llm.throughput", "LLM client throughput: concurrency 1 vs N against a local server"),
     "pool-flops": ("bench.poolcosts", "pool GFLOPs: released (En-De vocabulary) vs recomputed for the task's vocabulary"),
     "zc-bench": ("bench.model.zcbench", "benchmark: every zero-cost proxy on a task's labelled architectures, cold"),
+    "search": ("bench.search_cli", "HAT evolutionary search / HS-NAS hybrid with any predictor as scorer"),
+    "distill-curve": ("bench.distill_curve", "LLM-Distill-PP learning curve over pool size, teacher vs student"),
+    "search-bench": ("bench.search_bench", "benchmark: search time, distilled query time, hybrid cost ratio"),
 }
 
 

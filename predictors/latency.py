@@ -1,6 +1,9 @@
 """Latency predictors.  ``hat-latency-released``: HAT's own trained MLPs (latency_dataset/predictors/*.pt),
-replayed with a numpy forward pass on HAT's normalised 10 features."""
+replayed with a numpy forward pass on HAT's normalised 10 features.  ``hat-latency``: the same network
+trained on the split's training architectures with HAT's recipe (paper-system.md §5.3)."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -22,7 +25,9 @@ def hat_task_of(task) -> str | None:
 
 
 def hat_device_of(task) -> str:
-    return (task.cfg.get("latency") or {}).get("device", "gpu_titanxp")
+    """``latency.device``, else the source's ``device`` (hat-latency-csv), else TITAN Xp (the llmas suites)."""
+    return ((task.cfg.get("latency") or {}).get("device") or (task.cfg.get("source") or {}).get("device")
+            or "gpu_titanxp")
 
 
 def load_released(hat_task: str, device: str) -> HatMLP:
@@ -57,3 +62,50 @@ class HatLatencyReleased(Predictor):
 
     def predict(self, archs):
         return self.mlp.predict(encode(archs, "hat")) * LAT_NORM[self.device]
+
+
+def lat_norm_for(task, device: str, y_train) -> float:
+    """HAT's ``lat-norm``: ``latency.lat_norm`` if the task sets it, HAT's value for its devices, else the train
+    mean rounded up to one significant digit (which gives HAT's 200 for the TITAN Xp's 166 ms mean)."""
+    given = (task.cfg.get("latency") or {}).get("lat_norm")
+    if given:
+        return float(given)
+    if device in LAT_NORM:
+        return LAT_NORM[device]
+    m = float(np.mean(y_train))
+    if not m > 0:
+        raise ValueError(f"cannot derive lat_norm from a train mean of {m}; set latency.lat_norm in the task")
+    unit = 10.0 ** math.floor(math.log10(m))
+    return math.ceil(m / unit) * unit
+
+
+@register("hat-latency", description="HAT's latency MLP (10->400x3->1) trained on the split: Adam lr 1e-5, "
+          "batch 128, 5,000 steps, MSE on latency/lat_norm", requires=("torch",), family="latency")
+class HatLatency(Predictor):
+    """HAT's ``latency_predictor.py`` on the harness's train split (HAT: 1,600 rows of an unseeded 80/10/10 split)."""
+
+    learns = True
+
+    @classmethod
+    def default_config(cls):
+        return {"steps": 5000, "batch_size": 128, "lr": 1e-5, "lat_norm": None, "device": None}
+
+    def supports(self, task, target):
+        if task.targets[target].kind != "latency":
+            return "predicts latency, not quality"
+        return None
+
+    def fit(self, archs, y):
+        y = np.asarray(y, dtype=float)
+        device = self.config["device"] or hat_device_of(self.ctx.task)
+        self.lat_norm = float(self.config["lat_norm"] or lat_norm_for(self.ctx.task, device, y))
+        self.mlp = HatMLP().fit(encode(archs, "hat"), y / self.lat_norm, steps=int(self.config["steps"]),
+                                batch_size=int(self.config["batch_size"]), lr=float(self.config["lr"]),
+                                seed=self.ctx.seed)
+        return self
+
+    def predict(self, archs):
+        return self.mlp.predict(encode(archs, "hat")) * self.lat_norm
+
+    def details(self):
+        return {"lat_norm": self.lat_norm, "final_train_loss": getattr(self.mlp, "final_loss", None)}
