@@ -1,0 +1,386 @@
+"""``python -m bench measure``: make a suite's measurements by training sampled architectures from scratch.
+
+For one task of a suite: sample architectures from its search space (seeded, stratified over layer
+counts and widths), train each with the task's ``measure.recipe`` on its parallel corpus, decode,
+score (chrF, BLEU), and append one complete JSON line per (architecture, seed) to the task's
+measurement file (the ``records`` source file the suite reads).  Each line is written with a single
+``write`` + ``fsync``, so a killed run loses at most the architecture in progress; rerunning the same
+command skips every (architecture, seed) already recorded.  A failing architecture is recorded with
+its error and the run goes on.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from .costs import compute_costs
+from .space import DECODER_LIST_FIELDS, ENCODER_LIST_FIELDS, Arch, SearchSpace
+from .suite import SuiteError, load_suite
+
+SCHEMA = "bench.measure/1"
+MEASURE_KEYS = {"corpus", "tokenizer", "recipe", "sample_seed", "noise"}
+STRATIFIED = ("encoder_layer_num", "decoder_layer_num", "encoder_embed_dim", "decoder_embed_dim")
+TARGET_FIELDS = ("valid_chrf", "valid_bleu", "test_chrf", "test_bleu")
+# Fields every record carries (ok or error); ok records add TARGET_FIELDS and the training log.
+REQUIRED_FIELDS = {
+    "schema": str, "task": str, "status": str, "arch": dict, "arch_key": str, "seed": int, "sample_index": int,
+    "params": int, "params_no_emb": int, "emb_params": int, "total_flops": int, "last_layer_flops": int,
+    "vocab_size": int, "device": str, "threads": int, "torch": str, "git_commit": str, "recipe_sha256": str,
+    "tokenizer_sha256": str, "data_sha256": dict, "timestamp": str,
+}
+OK_FIELDS = {
+    "valid_chrf": float, "valid_bleu": float, "test_chrf": float, "test_bleu": float, "steps": int, "epochs": int,
+    "stopped": str, "final_train_loss": float, "best_dev_loss": float, "best_step": int, "train_seconds": float,
+    "eval_seconds": float, "wall_seconds": float, "torch_params": int,
+}
+
+
+# ---------------------------------------------------------------- sampling
+def _valid(arch: Arch) -> bool:
+    """A decoder layer cannot attend to more encoder layers than exist."""
+    return all(span <= arch.encoder_layer_num for span in arch.ende_layers)
+
+
+def sample_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
+    """``n`` distinct architectures, stratified and prefix-stable.
+
+    Each stratified dimension (layer counts, embedding widths) walks through independently shuffled
+    copies of its choices, so every block of ``len(choices)`` samples covers all of them; the per-layer
+    genes are drawn uniformly.  The first ``n`` of ``sample_archs(space, n + k, seed)`` are the same
+    architectures, so a larger ``--n`` extends a measured set instead of replacing it.
+    """
+    rng = random.Random(seed)
+    streams = {f: [] for f in STRATIFIED}
+    out: list[Arch] = []
+    seen = set()
+    while len(out) < n:
+        d = {}
+        for f in STRATIFIED:
+            if not streams[f]:
+                block = list(space.choices[f])
+                rng.shuffle(block)
+                streams[f] = block
+            d[f] = streams[f].pop()
+        for _ in range(1000):
+            for f in ENCODER_LIST_FIELDS:
+                d[f] = [rng.choice(space.choices[f]) for _ in range(d["encoder_layer_num"])]
+            for f in DECODER_LIST_FIELDS:
+                d[f] = [rng.choice(space.choices[f]) for _ in range(d["decoder_layer_num"])]
+            arch = Arch.from_dict(d)
+            if _valid(arch) and arch.key() not in seen:
+                break
+        else:
+            raise SuiteError(f"search space {space.name}: cannot draw {n} distinct valid architectures")
+        seen.add(arch.key())
+        out.append(space.validate(arch))
+    return out
+
+
+# ---------------------------------------------------------------- records file
+def read_records(path: Path) -> list[dict]:
+    """Complete JSON lines; a torn last line (a crash mid-write) is dropped from the file with a warning."""
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    rows, good = [], []
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+            good.append(line)
+        except json.JSONDecodeError:
+            if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1:]):
+                raise SuiteError(f"{path}: line {i + 1} is not valid JSON (and is not the last line)") from None
+            print(f"warning: {path}: dropping a torn last line ({len(line)} chars)", file=sys.stderr)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(g + "\n" for g in good), encoding="utf-8")
+            os.replace(tmp, path)
+    return rows
+
+
+def append_record(path: Path, rec: dict) -> None:
+    """One complete line per call: a single write, then flush and fsync."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def validate_record(rec: dict) -> list[str]:
+    """Problems with one measurement record (empty when it matches the schema)."""
+    problems = []
+    want = dict(REQUIRED_FIELDS)
+    if rec.get("status") == "ok":
+        want.update(OK_FIELDS)
+    elif rec.get("status") == "error":
+        want["error"] = str
+    else:
+        problems.append(f"status {rec.get('status')!r} is not allowed; allowed values: ['error', 'ok']")
+    for k, typ in want.items():
+        if k not in rec:
+            problems.append(f"missing field {k!r}")
+        elif not isinstance(rec[k], typ) or (typ is int and isinstance(rec[k], bool)):
+            if not (typ is float and isinstance(rec[k], int)):
+                problems.append(f"field {k!r} should be {typ.__name__}, got {type(rec[k]).__name__}")
+    if "arch" in rec and "arch_key" in rec:
+        try:
+            if Arch.from_dict(rec["arch"]).key() != rec["arch_key"]:
+                problems.append("arch_key does not match arch")
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            problems.append(f"arch: {exc}")
+    return problems
+
+
+# ---------------------------------------------------------------- one task, prepared once
+@dataclass
+class Prepared:
+    task_name: str
+    space: SearchSpace
+    recipe: object
+    corpus: object
+    vocab: object
+    train_pairs: list
+    dev_pairs: list
+    data_sha256: dict
+    sample_seed: int
+    noise: dict
+
+
+def measure_config(task) -> dict:
+    cfg = task.cfg.get("measure")
+    if not isinstance(cfg, dict):
+        raise task.error("measure", "this task has no measure recipe (a mapping with keys "
+                                    f"{sorted(MEASURE_KEYS)}); `bench measure` needs one")
+    bad = set(cfg) - MEASURE_KEYS
+    if bad:
+        raise task.error("measure", f"unknown keys {sorted(bad)}; allowed keys: {sorted(MEASURE_KEYS)}")
+    for k in ("corpus", "tokenizer"):
+        if k not in cfg:
+            raise task.error(f"measure.{k}", "required key missing")
+    return cfg
+
+
+def output_path(task, noise: bool = False) -> Path:
+    """The task's records file (its ``source.file.path``); noise runs go next to it as ``*.noise.jsonl``."""
+    src = task.cfg["source"]
+    if src.get("kind") != "records" or not isinstance(src.get("file"), dict) or "path" not in src["file"]:
+        raise task.error("source", "`bench measure` writes to the task's records file: use "
+                                   "source: {kind: records, file: {path: ...}}")
+    p = Path(src["file"]["path"])
+    p = p if p.is_absolute() else (task.suite.path.parent / p)
+    p = Path(os.path.normpath(p))
+    return p.with_name(p.stem + ".noise" + p.suffix) if noise else p
+
+
+def prepare(task) -> Prepared:
+    from . import data
+    from .mt.corpus import load_corpus
+    from .mt.tokenizer import train_vocab
+    from .mt.train import Recipe, make_pairs
+
+    cfg = measure_config(task)
+    where = f"{task.suite.path}: {task.where}.measure"
+    recipe = Recipe.from_config(cfg.get("recipe"), f"{where}.recipe")
+    corpus = load_corpus(cfg["corpus"], task.suite.path.parent, f"{where}.corpus")
+    tcfg = cfg["tokenizer"]
+    bad = set(tcfg) - {"kind", "vocab_size"}
+    if bad:
+        raise task.error("measure.tokenizer", f"unknown keys {sorted(bad)}; allowed keys: ['kind', 'vocab_size']")
+    size = int(tcfg.get("vocab_size", task.vocab_size or 0))
+    tr = corpus.splits["train"]
+    vocab = train_vocab(tr.src + tr.tgt, size, tcfg.get("kind", "bpe"), data.cache_dir() / "tokenizers")
+    if task.vocab_size is not None and len(vocab) != task.vocab_size:
+        raise task.error("vocab_size", f"is {task.vocab_size} but the trained tokenizer has {len(vocab)} entries; "
+                                       f"set vocab_size: {len(vocab)} (params/FLOPs use it)")
+    enc = vocab.encode_batch
+    train_pairs = make_pairs(enc(tr.src), enc(tr.tgt), recipe.max_len)
+    dv = corpus.splits["valid"]
+    dev_pairs = make_pairs(enc(dv.src), enc(dv.tgt), recipe.max_len)
+    noise = {"archs": 3, "seeds": [1, 2]}
+    noise.update(cfg.get("noise") or {})
+    return Prepared(task.name, task.space, recipe, corpus, vocab, train_pairs, dev_pairs, dict(corpus.sha256),
+                    int(cfg.get("sample_seed", 0)), noise)
+
+
+def measure_one(prep: Prepared, arch: Arch, seed: int, sample_index: int, device: str = "cpu",
+                progress: bool = True, desc: str = "train") -> dict:
+    """Train, decode and score one architecture; never raises for a failing architecture."""
+    import torch
+
+    from .mt.train import train, translate_and_score
+    from .provenance import git_commit
+
+    costs = compute_costs(arch, len(prep.vocab), prep.space.qkv_dim)
+    rec = {
+        "schema": SCHEMA, "task": prep.task_name, "status": "ok", "arch": arch.to_dict(), "arch_key": arch.key(),
+        "arch_info": arch.to_arch_info(), "seed": seed, "sample_index": sample_index,
+        "params": costs.params, "params_no_emb": costs.params_no_emb, "emb_params": costs.emb_params,
+        "total_flops": costs.total_flops, "last_layer_flops": costs.last_layer_flops,
+        "flops_no_last": costs.flops_no_last, "vocab_size": len(prep.vocab), "qkv_dim": prep.space.qkv_dim,
+        "device": device, "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "python": platform.python_version(), "git_commit": git_commit(), "recipe": prep.recipe.to_dict(),
+        "recipe_sha256": prep.recipe.sha256, "tokenizer_sha256": prep.vocab.sha256,
+        "data_sha256": prep.data_sha256, "train_pairs": len(prep.train_pairs), "dev_pairs": len(prep.dev_pairs),
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    t0 = time.perf_counter()
+    try:
+        from .model.subtransformer import build_model
+
+        torch.manual_seed(seed)
+        r = prep.recipe
+        model = build_model(arch, len(prep.vocab), qkv_dim=prep.space.qkv_dim, dropout=r.dropout,
+                            attention_dropout=r.attention_dropout, pad_idx=1, max_positions=r.max_positions,
+                            seed=seed)
+        rec["torch_params"] = int(sum(p.numel() for p in model.parameters()))
+        log = train(model, prep.train_pairs, prep.dev_pairs, r, seed, device, progress, desc)
+        t1 = time.perf_counter()
+        valid = translate_and_score(model, prep.vocab, prep.corpus.splits["valid"], r, device)
+        test = translate_and_score(model, prep.vocab, prep.corpus.splits["test"], r, device)
+        rec.update({
+            "valid_chrf": valid["chrf"], "valid_bleu": valid["bleu"], "test_chrf": test["chrf"],
+            "test_bleu": test["bleu"], "valid_lines": valid["scored_lines"], "test_lines": test["scored_lines"],
+            "steps": log["steps"], "epochs": log["epochs"], "stopped": log["stopped"],
+            "final_train_loss": log["final_train_loss"], "best_dev_loss": log["best_dev_loss"],
+            "best_step": log["best_step"], "train_seconds": log["train_seconds"],
+            "eval_seconds": time.perf_counter() - t1, "evals": log["evals"],
+            "valid_sample": valid["hyps"][:3], "test_sample": test["hyps"][:3],
+        })
+    except Exception as exc:  # noqa: BLE001 - a failing architecture is a record, not a crash
+        rec["status"] = "error"
+        rec["error"] = f"{type(exc).__name__}: {exc}"
+        rec["traceback"] = traceback.format_exc(limit=6)[-2000:]
+    rec["wall_seconds"] = time.perf_counter() - t0
+    return rec
+
+
+# ---------------------------------------------------------------- workers (K processes, one thread each)
+_WORKER: dict = {}
+
+
+def _worker_init(suite_path: str, task_name: str, threads: int):
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER["prep"] = prepare(load_suite(suite_path).task(task_name))
+
+
+def _worker_run(arch_dict: dict, seed: int, index: int, device: str) -> dict:
+    return measure_one(_WORKER["prep"], Arch.from_dict(arch_dict), seed, index, device, progress=False)
+
+
+# ---------------------------------------------------------------- CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("suite", help="suite YAML whose task has a `measure:` recipe, e.g. suites/americasnlp.yaml")
+    p.add_argument("--task", required=True, help="task name")
+    p.add_argument("--n", type=int, default=30, help="architectures to measure (sampled; default 30)")
+    p.add_argument("--seeds", default="0", help="comma list of training seeds per architecture (default 0)")
+    p.add_argument("--archs", type=Path, help="JSONL of architectures to measure instead of sampling")
+    p.add_argument("--noise", action="store_true",
+                   help="train the first measure.noise.archs sampled architectures with measure.noise.seeds, "
+                        "into <records>.noise.jsonl")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes, each with --threads (default 1)")
+    p.add_argument("--out", type=Path, help="records file (default: the task's records source file)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="append even if the file holds records of another recipe/tokenizer/corpus")
+    p.add_argument("--summary", action="store_true", help="print the spread and seed noise of the measured sets")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _plan(args, prep: Prepared) -> list[tuple[int, Arch, int]]:
+    if args.archs:
+        archs = []
+        for i, line in enumerate(args.archs.read_text().splitlines()):
+            if line.strip():
+                row = json.loads(line)
+                archs.append(prep.space.validate(Arch.from_dict(row.get("arch", row))))
+        seeds = [int(s) for s in args.seeds.split(",")]
+    elif args.noise:
+        archs = sample_archs(prep.space, int(prep.noise["archs"]), prep.sample_seed)
+        seeds = [int(s) for s in prep.noise["seeds"]]
+    else:
+        archs = sample_archs(prep.space, args.n, prep.sample_seed)
+        seeds = [int(s) for s in args.seeds.split(",")]
+    return [(i, a, s) for i, a in enumerate(archs) for s in seeds]
+
+
+def _check_same_setup(rows: list[dict], prep: Prepared, out: Path, allow: bool) -> None:
+    """Refuse to append to a file measured with another recipe, tokenizer or corpus: the set would mix."""
+    now = {"recipe_sha256": prep.recipe.sha256, "tokenizer_sha256": prep.vocab.sha256, "data_sha256": prep.data_sha256}
+    for i, r in enumerate(rows):
+        for k, v in now.items():
+            if r.get(k) != v and not allow:
+                raise SuiteError(f"{out}: line {i + 1} was measured with {k} {r.get(k)!r}, but the suite now gives "
+                                 f"{v!r}; measure into a new file (--out) or pass --allow-mixed")
+
+
+def main(args) -> int:
+    import torch
+
+    suite = load_suite(args.suite)
+    if args.summary:
+        from .measure_summary import summary_markdown
+        print(summary_markdown(suite, [args.task] if args.task != "all" else None))
+        return 0
+    task = suite.task(args.task)
+    torch.set_num_threads(args.threads)
+    prep = prepare(task)
+    out = args.out or output_path(task, noise=args.noise)
+    existing = read_records(out)
+    _check_same_setup(existing, prep, out, args.allow_mixed)
+    done = {(r.get("arch_key"), r.get("seed")) for r in existing}
+    plan = [(i, a, s) for i, a, s in _plan(args, prep) if (a.key(), s) not in done]
+    total = len(plan) + sum(1 for i, a, s in _plan(args, prep) if (a.key(), s) in done)
+    print(f"{task.name}: {total - len(plan)} of {total} (architecture, seed) runs already in {out}; "
+          f"{len(plan)} to go; vocab {len(prep.vocab)}, {len(prep.train_pairs)} train / {len(prep.dev_pairs)} dev "
+          f"pairs, {torch.get_num_threads()} thread(s) x {args.workers} worker(s)", file=sys.stderr)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, initial=total - len(plan), desc=f"measure {task.name}", unit="arch",
+                   file=sys.stderr, dynamic_ncols=True)
+
+    def finish(rec):
+        append_record(out, rec)
+        msg = (f"chrF {rec['valid_chrf']:.2f}/{rec['test_chrf']:.2f} BLEU {rec['valid_bleu']:.2f}/"
+               f"{rec['test_bleu']:.2f} (valid/test), {rec['steps']} steps, {rec['stopped']}"
+               if rec["status"] == "ok" else f"ERROR {rec['error']}")
+        line = f"[{rec['sample_index']}] seed {rec['seed']} {Arch.from_dict(rec['arch'])}: {msg}, " \
+               f"{rec['wall_seconds']:.0f}s"
+        (bar.write(line, file=sys.stderr) if bar else print(line, file=sys.stderr))
+        if bar:
+            bar.update(1)
+
+    if args.workers <= 1:
+        for i, arch, seed in plan:
+            finish(measure_one(prep, arch, seed, i, args.device, progress=not args.no_progress,
+                               desc=f"arch {i} seed {seed}"))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                 initargs=(str(suite.path), task.name, args.threads)) as ex:
+            futs = [ex.submit(_worker_run, a.to_dict(), s, i, args.device) for i, a, s in plan]
+            for f in as_completed(futs):
+                finish(f.result())
+    if bar:
+        bar.close()
+    return 0

@@ -1,0 +1,1 @@
+"""Machine translation from scratch for measured suites: corpus, tokenizer, training, decoding, scoring."""

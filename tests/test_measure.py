@@ -1,0 +1,182 @@
+"""bench measure: sampling, resumable atomic records, failing architectures, schema, suite round trip."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.measure import (append_record, read_records, sample_archs, validate_record, output_path, prepare,
+                           measure_one)
+from bench.space import SearchSpace, Arch
+from bench.suite import load_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SRC = ["ye' shkèxnã bua'ë", "ye' dör bikâkala", "ìs a' shkèxnã", "ye' tö i ñã", "be' shkèxnã", "ie' dör bua'ë",
+       "sa' tö i ñã", "ìs be' dör"]
+TGT = ["yo amanecí muy bien", "yo soy maestro", "cómo amanecieron", "yo lo comí", "tú amaneciste",
+       "él es bueno", "nosotros lo comimos", "cómo eres"]
+
+TINY_SUITE = """
+name: tiny
+predictors: [mean, params]
+tasks:
+  - name: t
+    search_space:
+      encoder_embed_dim: [16, 32]
+      decoder_embed_dim: [16, 32]
+      encoder_ffn_embed_dim: [16, 32]
+      decoder_ffn_embed_dim: [16, 32]
+      encoder_layer_num: [1, 2]
+      decoder_layer_num: [1, 2]
+      encoder_self_attention_heads: [2]
+      decoder_self_attention_heads: [2]
+      decoder_ende_attention_heads: HEADS
+      decoder_arbitrary_ende_attn: [-1, 1]
+      qkv_dim: 16
+    source:
+      kind: records
+      file: {path: out/t.jsonl}
+      filter: {status: ok}
+      targets: {chrf: {column: valid_chrf, unit: chrF}, bleu: {column: valid_bleu, unit: BLEU}}
+      train_size: 2
+      seeds: [0, 1]
+    measure:
+      corpus:
+        src_lang: bzd
+        tgt_lang: es
+        train: {src: {path: train.src}, tgt: {path: train.tgt}}
+        valid: {src: {path: train.src}, tgt: {path: train.tgt}, lines: [0, 4]}
+        test: {src: {path: train.src}, tgt: {path: train.tgt}, lines: [4, 8]}
+      tokenizer: {kind: bpe, vocab_size: 60}
+      recipe: {max_steps: STEPS, max_epochs: 100, batch_tokens: 64, warmup: 2, eval_every: 2, decode_max_len_b: 3}
+"""
+
+
+def make_suite(tmp_path, heads="[2]", steps=3) -> Path:
+    (tmp_path / "train.src").write_text("\n".join(SRC) + "\n")
+    (tmp_path / "train.tgt").write_text("\n".join(TGT) + "\n")
+    p = tmp_path / "tiny.yaml"
+    p.write_text(TINY_SUITE.replace("HEADS", heads).replace("STEPS", str(steps)))
+    return p
+
+
+def run_cli(*args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def space(**over):
+    cfg = {"encoder_embed_dim": [128, 256], "decoder_embed_dim": [128, 256], "encoder_ffn_embed_dim": [256, 512],
+           "decoder_ffn_embed_dim": [256, 512], "encoder_layer_num": [1, 2, 3, 4], "decoder_layer_num": [1, 2, 3, 4],
+           "encoder_self_attention_heads": [2, 4], "decoder_self_attention_heads": [2, 4],
+           "decoder_ende_attention_heads": [2, 4], "decoder_arbitrary_ende_attn": [-1, 1, 2]}
+    cfg.update(over)
+    return SearchSpace.from_config(cfg)
+
+
+def test_sampling_is_stratified_distinct_valid_and_prefix_stable():
+    sp = space()
+    archs = sample_archs(sp, 12, seed=0)
+    assert len({a.key() for a in archs}) == 12
+    for block in (archs[:4], archs[4:8], archs[8:12]):  # every block of 4 covers every layer count
+        assert {a.encoder_layer_num for a in block} == {1, 2, 3, 4}
+        assert {a.decoder_layer_num for a in block} == {1, 2, 3, 4}
+    for block in (archs[:2], archs[2:4]):
+        assert {a.encoder_embed_dim for a in block} == {128, 256}
+    assert all(max(a.ende_layers) <= a.encoder_layer_num for a in archs)
+    assert [a.key() for a in sample_archs(sp, 20, seed=0)[:12]] == [a.key() for a in archs]
+    assert [a.key() for a in sample_archs(sp, 12, seed=1)] != [a.key() for a in archs]
+
+
+def test_append_is_whole_lines_and_a_torn_last_line_is_dropped(tmp_path, capsys):
+    p = tmp_path / "r.jsonl"
+    append_record(p, {"a": 1})
+    append_record(p, {"a": 2})
+    with open(p, "a") as fh:
+        fh.write('{"a": 3, "trunc')  # a crash mid-write
+    assert read_records(p) == [{"a": 1}, {"a": 2}]
+    assert p.read_text() == '{"a":1}\n{"a":2}\n'
+    assert "torn last line" in capsys.readouterr().err
+
+
+def test_resume_after_kill_and_bench_run_on_the_measured_file(tmp_path):
+    suite = make_suite(tmp_path, steps=40)
+    out = tmp_path / "out" / "t.jsonl"
+    proc = run_cli("measure", str(suite), "--task", "t", "--n", "5", "--no-progress")
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if out.exists() and out.read_text().count("\n") >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    first = read_records(out)
+    assert 1 <= len(first) < 5, "the run should have been killed after its first record"
+    proc = run_cli("measure", str(suite), "--task", "t", "--n", "5", "--no-progress")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"{len(first)} of 5 (architecture, seed) runs already in" in err
+    rows = read_records(out)
+    assert len(rows) == 5 and rows[: len(first)] == first  # nothing redone, nothing lost
+    assert len({(r["arch_key"], r["seed"]) for r in rows}) == 5
+    assert sorted(r["sample_index"] for r in rows) == [0, 1, 2, 3, 4]
+    for r in rows:
+        assert validate_record(r) == [], r
+        assert r["status"] == "ok" and r["steps"] <= 40 and r["threads"] == 1
+    # the measured file is a suite: bench run scores predictors on it
+    proc = run_cli("run", str(suite), "--no-progress", "--out", str(tmp_path / "report"))
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "params" in stdout and (tmp_path / "report" / "results.json").exists()
+
+
+def test_a_failing_architecture_is_recorded_and_the_run_goes_on(tmp_path):
+    # 3 heads do not divide qkv_dim 16: the model refuses those architectures
+    suite = make_suite(tmp_path, heads="[2, 3]", steps=2)
+    proc = run_cli("measure", str(suite), "--task", "t", "--n", "4", "--no-progress")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    rows = read_records(tmp_path / "out" / "t.jsonl")
+    assert len(rows) == 4
+    bad = [r for r in rows if r["status"] == "error"]
+    good = [r for r in rows if r["status"] == "ok"]
+    assert bad and good
+    for r in bad:
+        assert 3 in r["arch"]["decoder_ende_attention_heads"]
+        assert "not divisible by 3 heads" in r["error"] and validate_record(r) == []
+    assert all(validate_record(r) == [] for r in good)
+
+
+def test_measure_one_record_matches_the_schema(tmp_path):
+    task = load_suite(make_suite(tmp_path, steps=2)).task("t")
+    prep = prepare(task)
+    arch = sample_archs(task.space, 1)[0]
+    rec = measure_one(prep, arch, seed=0, sample_index=0, progress=False)
+    assert rec["status"] == "ok", rec.get("traceback")
+    assert validate_record(rec) == []
+    assert json.loads(json.dumps(rec)) == rec
+    assert rec["vocab_size"] == len(prep.vocab) and rec["recipe_sha256"] == prep.recipe.sha256
+    assert rec["params"] == rec["params_no_emb"] + rec["emb_params"]
+    bad = dict(rec)
+    del bad["valid_chrf"]
+    bad["seed"] = "0"
+    assert sorted(validate_record(bad)) == ["field 'seed' should be int, got str", "missing field 'valid_chrf'"]
+
+
+def test_americasnlp_suite_loads_and_declares_its_splits():
+    suite = load_suite(ROOT / "suites" / "americasnlp.yaml")
+    assert [t.name for t in suite.tasks] == ["bzd-es", "es-bzd", "czn-es"]
+    assert output_path(suite.task("bzd-es")) == ROOT / "measurements" / "americasnlp" / "bzd-es.jsonl"
+    assert output_path(suite.task("czn-es"), noise=True).name == "czn-es.noise.jsonl"
+    for t in suite.tasks:
+        assert set(t.targets) == {"valid_chrf", "test_chrf", "valid_bleu", "test_bleu"}
+    prep = prepare(suite.task("czn-es"))  # trains (or loads) the tokenizer; checks vocab_size
+    sizes = {k: len(v) for k, v in prep.corpus.splits.items()}
+    assert sizes == {"train": 357 + 299, "valid": 100, "test": 100}
+    assert len(prep.vocab) == suite.task("czn-es").vocab_size
