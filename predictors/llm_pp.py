@@ -167,6 +167,12 @@ class LLMPP(Predictor):
             out["mean_std_per_arch"] = self._mean_std()
         return out
 
+    def describe(self) -> dict:
+        """With the resolved backend and sample count, so caches keyed on it (distill labels) tell models apart."""
+        d = super().describe()
+        d["config"] = dict(d["config"], llm=self.llm, samples=self.samples)
+        return d
+
     def _mean_std(self):
         s = getattr(self, "_stds", [])
         return float(np.mean(s)) if s else math.nan
