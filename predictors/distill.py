@@ -1,0 +1,247 @@
+"""LLM-Distill-PP: HAT's MLP trained on a teacher's predictions over the unlabelled pool.
+
+``distill[teacher=SPEC,pool=3000,steps=5000,...]``: the teacher is any registered predictor spec (nested
+brackets work: ``distill[teacher=llm-pp[llm=openai:gpt-4o]]``).  For each context the teacher is fitted on
+the split's training architectures and labels the pool; the labels go through ``bench.cache`` keyed by
+everything that determines them, so distilling again asks the teacher nothing.  The student is the paper's
+10 -> 400 -> 3 x 400 -> 1 MLP on the ``llmas`` features (paper-system.md §3), trained with Adam/MSE,
+batch 128 without replacement; prediction is one numpy forward pass for the whole batch.
+
+Targets are standardised before training (``standardize=true``, the default) and mapped back after:
+with the paper's lr 1e-5 and 5,000 steps an MLP started at PyTorch's init cannot move its output from ~0
+to BLEU ~25 (see README, "LLM-Distill-PP"); ``standardize=false`` reproduces the paper's raw-BLEU training.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import numpy as np
+
+from bench import data
+from bench.blas import one_blas_thread
+from bench.cache import Cache, make_key
+from bench.features import encode
+from .base import Context, Predictor
+from .registry import create, get, missing_requirements, parse_spec, register
+
+from bench.features import LLMAS_NORM
+
+PAPER_FOLDERS = (111, 222, 333, 444, 555, 666)  # the pool folders LLM-Distill-PP was trained on (3,000 archs)
+LABELS_NS = "distill-labels"
+
+
+def _numeric(d: dict) -> dict:
+    return {k: v for k, v in (d or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def llmas_x(archs) -> np.ndarray:
+    """``bench.features.encode(archs, "llmas")`` without per-field numpy calls (same values; ~5x faster)."""
+    rows = []
+    for a in archs:
+        ne, nd = a.encoder_layer_num, a.decoder_layer_num
+        rows.append((a.encoder_embed_dim, ne, sum(a.encoder_ffn_embed_dim) / ne,
+                     sum(a.encoder_self_attention_heads) / ne, a.decoder_embed_dim, nd,
+                     sum(a.decoder_ffn_embed_dim) / nd, sum(a.decoder_self_attention_heads) / nd,
+                     sum(a.decoder_ende_attention_heads) / nd, (1 + sum(a.decoder_arbitrary_ende_attn) / nd) / 3))
+    return np.array(rows, dtype=float).reshape(-1, 10) / LLMAS_NORM
+
+
+def task_id(task) -> dict:
+    """What identifies a task's data (not its suite file, whose predictor list may change)."""
+    return {"task": task.name, "source": task.cfg.get("source"), "space": task.space.to_config(),
+            "vocab": task.vocab_size}
+
+
+def paper_pool_keys(task) -> set[str]:
+    """Keys of the archs in the paper's six pool folders (llmas tasks only; empty otherwise)."""
+    src = task.cfg.get("source") or {}
+    if src.get("kind") != "llmas":
+        return set()
+    from bench.sources import LLMAS, LlmasSource
+    from bench.space import Arch
+
+    seed0 = (src.get("seeds") or LlmasSource.SEEDS)[0]
+    keys = set()
+    for folder in PAPER_FOLDERS:
+        path = f"{LLMAS}/bleu_predictor_data/{folder}/{seed0}/{src['task']}/test.jsonl"
+        for line in data.fetch(path).read_text().splitlines():
+            keys.add(Arch.from_arch_info(json.loads(line)["scratch"]["arch_info"]).key())
+    return keys
+
+
+def select_pool(task, size, seed: int = 0) -> list:
+    """A deterministic pool of ``size`` architectures (``all``: every one).
+
+    llmas tasks: the paper's folders (3,000) first, then the other folders in file order; a size below
+    3,000 is a seeded random subset of the paper's folders.  A task without a pool samples distinct
+    architectures uniformly from its search space with ``random.Random(seed)``.
+    """
+    try:
+        pool = list(task.pool)
+    except Exception:  # noqa: BLE001 - SuiteError: no pool -> sample the space
+        pool = None
+    if pool is None:
+        if size == "all":
+            raise ValueError(f"task {task.name} has no unlabelled pool; give distill a numeric pool size")
+        rng, seen, out = random.Random(seed), set(), []
+        tries = 0
+        while len(out) < int(size):
+            a = task.space.sample(rng)
+            tries += 1
+            if a.key() not in seen:
+                seen.add(a.key())
+                out.append(a)
+            elif tries > 100 * int(size):
+                raise ValueError(f"cannot sample {size} distinct architectures from the space of {task.name}")
+        return out
+    if size == "all":
+        return pool
+    size = int(size)
+    if size < 1 or size > len(pool):
+        raise ValueError(f"distill: pool={size} is out of range for task {task.name}; allowed: 1..{len(pool)} or 'all'")
+    paper = paper_pool_keys(task)
+    first = [a for a in pool if a.key() in paper]
+    rest = [a for a in pool if a.key() not in paper]
+    if size < len(first):
+        idx = sorted(random.Random(seed).sample(range(len(first)), size))
+        return [first[i] for i in idx]
+    return (first + rest)[:size]
+
+
+@register("distill", family="distilled", requires=("torch",),
+          description="LLM-Distill-PP: HAT's 10->400x3->1 MLP trained on a teacher's labels of the unlabelled pool; "
+                      "distill[teacher=SPEC,pool=3000 or all,steps=5000,lr=1e-5,batch=128,standardize=true]; "
+                      "SPEC is any predictor spec, nested: distill[teacher=llm-pp[llm=openai:gpt-4o]]")
+class Distill(Predictor):
+    learns = True
+    version = "1"
+
+    @classmethod
+    def default_config(cls):
+        return {"teacher": "gp", "pool": 3000, "steps": 5000, "lr": 1e-5, "batch": 128, "standardize": True,
+                "pool_seed": 0, "seed": None, "threads": 1}
+
+    @classmethod
+    def availability(cls, config: dict):
+        why = missing_requirements(("torch",))
+        if why:
+            return why
+        name, tconf = parse_spec(str(config.get("teacher", "gp")))
+        if name == "distill":
+            return "a distill teacher cannot itself be distill"
+        try:
+            entry = get(name)
+        except KeyError as exc:
+            return str(exc)
+        why = entry.availability(tconf)
+        return f"teacher {name}: {why}" if why else None
+
+    def __init__(self, ctx: Context, **config):
+        super().__init__(ctx, **config)
+        self.teacher_spec = str(self.config["teacher"])
+        self.teacher_calls = 0  # teacher.predict() calls made by this object (the cache test counts them)
+        self.stats: dict = {}
+        self._cost: dict = {}
+
+    def _teacher(self):
+        t = create(self.teacher_spec, self.ctx)
+        if t.name == "distill":
+            raise ValueError("distill: a teacher cannot itself be distill")
+        return t
+
+    def supports(self, task, target):
+        try:
+            why = self._teacher().supports(task, target)
+        except Exception as exc:  # noqa: BLE001 - a bad teacher spec shows as a skip reason
+            return f"teacher {self.teacher_spec}: {exc}"
+        return f"teacher {self.teacher_spec}: {why}" if why else None
+
+    # ---- teacher labels (cached) ------------------------------------------------
+    def _label(self, train_archs, y_train, pool):
+        teacher = self._teacher()
+        ctx = self.ctx
+        base = ["distill.label", teacher.spec, teacher.describe(), task_id(ctx.task), ctx.target, ctx.seed,
+                make_key([a.key() for a in train_archs], [float(v) for v in y_train])]
+        keys = [make_key(*base, a.key()) for a in pool]
+        cache = Cache(namespace=LABELS_NS)
+        got = cache.get_many(keys)
+        missing = [i for i, k in enumerate(keys) if k not in got]
+        t0 = time.perf_counter()
+        if missing:
+            teacher.fit(train_archs, y_train)
+            self.teacher_calls += 1
+            new = np.asarray(teacher.predict([pool[i] for i in missing]), dtype=float)
+            if len(new) != len(missing):
+                raise ValueError(f"teacher {teacher.spec} returned {len(new)} labels for {len(missing)} architectures")
+            cache.put_many({keys[i]: float(v) for i, v in zip(missing, new) if np.isfinite(v)})
+            for i, v in zip(missing, new):
+                got[keys[i]] = float(v) if np.isfinite(v) else None
+            spent = _numeric(teacher.cost())
+            # One-off labelling spend per context, kept so searches can amortise it later.
+            mkey = make_key(*base, "manifest")
+            manifest = cache.get(mkey) or {"labels": 0, "cost": {}}
+            manifest["labels"] += int(np.isfinite(new).sum())
+            for k, v in spent.items():
+                manifest["cost"][k] = manifest["cost"].get(k, 0) + v
+            cache.put(mkey, manifest)
+        else:
+            spent = {}
+            manifest = cache.get(make_key(*base, "manifest")) or {"labels": 0, "cost": {}}
+        labels = np.array([np.nan if got[k] is None else got[k] for k in keys], dtype=float)
+        self.stats.update(teacher=teacher.spec, pool=len(pool), labels_new=len(missing),
+                          labels_cached=len(pool) - len(missing), label_failures=int((~np.isfinite(labels)).sum()),
+                          label_s=time.perf_counter() - t0)
+        self._cost = {"teacher": teacher.spec, "teacher_labels_new": len(missing),
+                      "teacher_labels_cached": len(pool) - len(missing),
+                      **{f"teacher_{k}": v for k, v in spent.items()},
+                      **{f"label_total_{k}": v for k, v in manifest["cost"].items()}}
+        if "calls" in spent:  # an LLM teacher: show its spend in the leaderboard's cost column
+            self._cost.update(calls=spent.get("calls", 0), cache_hits=spent.get("cache_hits", 0),
+                              dollars=spent.get("dollars"))
+        return labels
+
+    # ---- estimator API --------------------------------------------------------
+    def fit(self, archs, y):
+        from bench.hatmlp import HatMLP
+
+        pool = select_pool(self.ctx.task, self.config["pool"], int(self.config["pool_seed"]))
+        labels = self._label(list(archs), np.asarray(y, dtype=float), pool)
+        ok = np.isfinite(labels)
+        if ok.sum() < 2:
+            raise ValueError(f"teacher {self.teacher_spec} labelled only {int(ok.sum())} of {len(pool)} pool archs")
+        x = encode([a for a, k in zip(pool, ok) if k], "llmas")
+        t = labels[ok]
+        self.mu, self.sd = (float(t.mean()), float(t.std()) or 1.0) if self.config["standardize"] else (0.0, 1.0)
+        seed = self.ctx.seed if self.config["seed"] is None else int(self.config["seed"])
+        import torch
+
+        threads = torch.get_num_threads()
+        # 128 x 400 matmuls: threads only add overhead; on a shared CPU 2 threads made a step ~20x slower.
+        torch.set_num_threads(int(self.config["threads"]))
+        t0 = time.perf_counter()
+        try:
+            self.mlp = HatMLP().fit(x, (t - self.mu) / self.sd, steps=int(self.config["steps"]),
+                                    batch_size=int(self.config["batch"]), lr=float(self.config["lr"]), seed=seed)
+        finally:
+            torch.set_num_threads(threads)
+        self.stats.update(train_s=time.perf_counter() - t0, train_examples=int(ok.sum()),
+                          final_loss=self.mlp.final_loss * self.sd ** 2)
+        return self
+
+    def predict(self, archs):
+        if not len(archs):
+            return np.zeros(0)
+        x = llmas_x(archs)
+        with one_blas_thread():
+            return self.mlp.predict(x) * self.sd + self.mu
+
+    def cost(self):
+        return dict(self._cost)
+
+    def details(self):
+        return dict(self.stats)
+
+
+__all__ = ["Distill", "select_pool", "paper_pool_keys"]

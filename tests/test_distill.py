@@ -1,0 +1,97 @@
+"""LLM-Distill-PP: pool selection, features, the teacher-label cache, and the student on the target scale."""
+import numpy as np
+import pytest
+
+from bench.features import encode
+from bench.suite import load_suite
+from predictors import registry
+from predictors.base import Context
+from predictors.distill import PAPER_FOLDERS, llmas_x, paper_pool_keys, select_pool
+
+
+@pytest.fixture(scope="module")
+def task(root):
+    return load_suite(root / "suites" / "wmt14.yaml").task("wmt14-en-de")
+
+
+def _train(task, seed=123, target="valid_bleu"):
+    train, test = task.split(seed)
+    return [r.arch for r in train], np.array([r.targets[target] for r in train]), [r.arch for r in test]
+
+
+def test_fast_features_equal_the_core_llmas_encoding(task):
+    archs = task.pool[:500]
+    assert np.array_equal(llmas_x(archs), encode(archs, "llmas"))
+
+
+def test_pool_selection_is_deterministic_and_paper_first(task):
+    paper = paper_pool_keys(task)
+    assert len(paper) == 500 * len(PAPER_FOLDERS)
+    p3000 = select_pool(task, 3000)
+    assert {a.key() for a in p3000} == paper
+    p100 = select_pool(task, 100)
+    assert len(p100) == 100 and {a.key() for a in p100} <= paper and p100 == select_pool(task, 100)
+    assert select_pool(task, 100, seed=1) != p100
+    assert len(select_pool(task, "all")) == len(task.pool) == 8500
+    assert select_pool(task, 8500)[:3000] == p3000
+    with pytest.raises(ValueError, match="allowed: 1..8500"):
+        select_pool(task, 9000)
+
+
+def test_a_task_without_a_pool_samples_its_space(task):
+    class NoPool:
+        name, space = "nopool", task.space
+
+        @property
+        def pool(self):
+            raise RuntimeError("no pool")
+
+    archs = select_pool(NoPool(), 50, seed=3)
+    assert len({a.key() for a in archs}) == 50 and all(task.space.contains(a) for a in archs)
+    assert archs == select_pool(NoPool(), 50, seed=3)
+
+
+def test_distilling_twice_asks_the_teacher_nothing(task, monkeypatch):
+    from predictors import regressors
+
+    calls = []
+    orig = regressors.Linear.predict
+    monkeypatch.setattr(regressors.Linear, "predict", lambda self, archs: calls.append(len(archs)) or orig(self, archs))
+    archs, y, test = _train(task)
+    ctx = Context(task=task, target="valid_bleu", seed=123)
+    spec = "distill[teacher=linear,pool=200,steps=30]"
+    first = registry.create(spec, ctx).fit(archs, y)
+    assert calls == [200]
+    assert first.cost()["teacher_labels_new"] == 200
+    second = registry.create(spec, ctx).fit(archs, y)
+    assert calls == [200] and second.teacher_calls == 0
+    assert second.cost()["teacher_labels_new"] == 0 and second.cost()["teacher_labels_cached"] == 200
+    np.testing.assert_array_equal(first.predict(test), second.predict(test))  # same labels, same seed
+    # a bigger pool asks only for the new architectures; another split asks again
+    registry.create("distill[teacher=linear,pool=300,steps=30]", ctx).fit(archs, y)
+    assert calls == [200, 100]
+    a2, y2, _ = _train(task, seed=456)
+    registry.create(spec, Context(task=task, target="valid_bleu", seed=456)).fit(a2, y2)
+    assert calls == [200, 100, 200]
+
+
+def test_student_predicts_on_the_target_scale_in_one_batch(task):
+    archs, y, test = _train(task)
+    d = registry.create("distill[teacher=linear,pool=300,steps=300]", Context(task, "valid_bleu", 123)).fit(archs, y)
+    p = d.predict(test)
+    assert p.shape == (len(test),) and np.isfinite(p).all()
+    assert abs(p.mean() - y.mean()) < 1.5  # BLEU scale, not standardised
+    assert d.learns and d.on_target_scale
+    assert d.details()["train_examples"] == 300 and d.details()["labels_new"] == 300
+    assert d.predict([]).shape == (0,)
+
+
+def test_teacher_specs_nest_and_bad_teachers_are_explained(task):
+    entry = registry.get("distill")
+    assert entry.availability({"teacher": "gp[features=fine]"}) is None
+    assert "unknown predictor" in entry.availability({"teacher": "nope"})
+    assert "cannot itself be distill" in entry.availability({"teacher": "distill"})
+    name, cfg = registry.parse_spec("distill[teacher=llm-pp[llm=openai:gpt-4o],pool=100]")
+    assert name == "distill" and cfg == {"teacher": "llm-pp[llm=openai:gpt-4o]", "pool": 100}
+    d = registry.create("distill[teacher=gp[features=fine],pool=10]", Context(task, "valid_bleu", 123))
+    assert d.teacher_spec == "gp[features=fine]" and d.supports(task, "valid_bleu") is None
