@@ -250,29 +250,34 @@ def greedy(model, src_ids: list[list[int]], recipe: Recipe, device="cpu", increm
             for j, i in enumerate(idx):
                 src[j, : len(srcs[i])] = torch.tensor(srcs[i])
             src = src.to(device)
-            limits = torch.tensor([min(int(recipe.decode_max_len_a * len(srcs[i]) + recipe.decode_max_len_b),
-                                       recipe.max_positions - 1) for i in idx], device=device)
+            limits = torch.tensor([max(1, min(int(recipe.decode_max_len_a * len(srcs[i]) + recipe.decode_max_len_b),
+                                              recipe.max_positions - 1)) for i in idx], device=device)
             prev = torch.full((len(idx), 1), EOS, dtype=torch.long, device=device)
-            finished = torch.zeros(len(idx), dtype=torch.bool, device=device)
+            rows = torch.arange(len(idx), device=device)  # batch row -> position in idx, for live rows
             enc = model.encode(src) if incremental else None
             state: dict = {}
-            for t in range(int(limits.max())):
+            t = 0
+            while len(rows):
                 if incremental:
                     logits = model.decode(prev, enc, state)[:, -1, :]
                 else:
-                    logits = model(src, prev)[:, -1, :]
+                    logits = model(src[rows], prev)[:, -1, :]
                 logits[:, PAD] = -math.inf
                 logits[:, BOS] = -math.inf
                 nxt = logits.argmax(-1)
-                nxt = torch.where(t + 1 >= limits, torch.full_like(nxt, EOS), nxt)  # length cap -> stop
-                nxt = torch.where(finished, torch.full_like(nxt, PAD), nxt)
+                t += 1
+                nxt = torch.where(t >= limits[rows], torch.full_like(nxt, EOS), nxt)  # length cap -> stop
                 prev = torch.cat([prev, nxt[:, None]], dim=1)
-                finished |= nxt == EOS
-                if bool(finished.all()):
-                    break
-            for j, i in enumerate(idx):
-                ids = prev[j, 1:].tolist()
-                out[i] = ids[: ids.index(EOS)] if EOS in ids else [x for x in ids if x != PAD]
+                done = nxt == EOS
+                if bool(done.any()):
+                    for j in done.nonzero().flatten().tolist():
+                        ids = prev[j, 1:-1].tolist()
+                        out[idx[int(rows[j])]] = ids
+                    keep = (~done).nonzero().flatten()
+                    rows, prev = rows[keep], prev[keep]
+                    if incremental and len(rows):  # drop finished sentences from the batch and the caches
+                        enc = model.reorder_encoder_out(enc, keep)
+                        model.reorder_incremental_state(state, keep)
     return out  # type: ignore[return-value]
 
 
