@@ -13,6 +13,7 @@ to BLEU ~25 (see README, "LLM-Distill-PP"); ``standardize=false`` reproduces the
 """
 from __future__ import annotations
 
+import base64
 import json
 import random
 import time
@@ -22,7 +23,6 @@ import numpy as np
 from bench import data
 from bench.blas import one_blas_thread
 from bench.cache import Cache, make_key
-from bench.features import encode
 from .base import Context, Predictor
 from .registry import create, get, missing_requirements, parse_spec, register
 
@@ -46,6 +46,16 @@ def llmas_x(archs) -> np.ndarray:
                      sum(a.decoder_ffn_embed_dim) / nd, sum(a.decoder_self_attention_heads) / nd,
                      sum(a.decoder_ende_attention_heads) / nd, (1 + sum(a.decoder_arbitrary_ende_attn) / nd) / 3))
     return np.array(rows, dtype=float).reshape(-1, 10) / LLMAS_NORM
+
+
+def _pack(a: np.ndarray) -> list:
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    return [list(a.shape), base64.b64encode(a.tobytes()).decode()]
+
+
+def _unpack(v) -> np.ndarray:
+    shape, blob = v
+    return np.frombuffer(base64.b64decode(blob), dtype=np.float32).reshape(shape).copy()
 
 
 def task_id(task) -> dict:
@@ -211,12 +221,23 @@ class Distill(Predictor):
         ok = np.isfinite(labels)
         if ok.sum() < 2:
             raise ValueError(f"teacher {self.teacher_spec} labelled only {int(ok.sum())} of {len(pool)} pool archs")
-        x = encode([a for a, k in zip(pool, ok) if k], "llmas")
         t = labels[ok]
         self.mu, self.sd = (float(t.mean()), float(t.std()) or 1.0) if self.config["standardize"] else (0.0, 1.0)
         seed = self.ctx.seed if self.config["seed"] is None else int(self.config["seed"])
+        # The student is a deterministic function of its examples and settings: cache it too (~2 MB),
+        # so a search or a second run does not retrain (minutes on a shared CPU).
+        train_cfg = {k: self.config[k] for k in ("steps", "lr", "batch", "standardize")}
+        skey = make_key("distill.student", self.version, [a.key() for a in pool], labels.tolist(), train_cfg, seed)
+        cache = Cache(namespace=LABELS_NS)
+        hit = cache.get(skey)
+        if hit is not None:
+            self.mlp = HatMLP().load_state_dict({k: _unpack(v) for k, v in hit["weights"].items()})
+            self.stats.update(train_s=hit["train_s"], student_cached=True, train_examples=int(ok.sum()),
+                              final_loss=hit["final_loss"])
+            return self
         import torch
 
+        x = llmas_x([a for a, k in zip(pool, ok) if k])
         threads = torch.get_num_threads()
         # 128 x 400 matmuls: threads only add overhead; on a shared CPU 2 threads made a step ~20x slower.
         torch.set_num_threads(int(self.config["threads"]))
@@ -226,8 +247,11 @@ class Distill(Predictor):
                                     batch_size=int(self.config["batch"]), lr=float(self.config["lr"]), seed=seed)
         finally:
             torch.set_num_threads(threads)
-        self.stats.update(train_s=time.perf_counter() - t0, train_examples=int(ok.sum()),
-                          final_loss=self.mlp.final_loss * self.sd ** 2)
+        train_s = time.perf_counter() - t0
+        final_loss = self.mlp.final_loss * self.sd ** 2
+        cache.put(skey, {"train_s": train_s, "final_loss": final_loss,
+                         "weights": {k: _pack(v) for k, v in self.mlp.state_dict().items()}})
+        self.stats.update(train_s=train_s, student_cached=False, train_examples=int(ok.sum()), final_loss=final_loss)
         return self
 
     def predict(self, archs):
