@@ -12,6 +12,7 @@ import pytest
 from bench.measure import (append_record, read_records, sample_archs, validate_record, output_path, prepare,
                            measure_one)
 from bench.space import SearchSpace, Arch
+from bench.cli import main
 from bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,8 +106,8 @@ def test_append_is_whole_lines_and_a_torn_last_line_is_dropped(tmp_path, capsys)
     assert "torn last line" in capsys.readouterr().err
 
 
-def test_resume_after_kill_and_bench_run_on_the_measured_file(tmp_path):
-    suite = make_suite(tmp_path, steps=40)
+def test_resume_after_kill_and_bench_run_on_the_measured_file(tmp_path, capsys):
+    suite = make_suite(tmp_path, steps=20)
     out = tmp_path / "out" / "t.jsonl"
     proc = run_cli("measure", str(suite), "--task", "t", "--n", "5", "--no-progress")
     deadline = time.time() + 120
@@ -118,30 +119,27 @@ def test_resume_after_kill_and_bench_run_on_the_measured_file(tmp_path):
     proc.wait()
     first = read_records(out)
     assert 1 <= len(first) < 5, "the run should have been killed after its first record"
-    proc = run_cli("measure", str(suite), "--task", "t", "--n", "5", "--no-progress")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert f"{len(first)} of 5 (architecture, seed) runs already in" in err
+    assert main(["measure", str(suite), "--task", "t", "--n", "5", "--no-progress"]) == 0
+    assert f"{len(first)} of 5 (architecture, seed) runs already in" in capsys.readouterr().err
     rows = read_records(out)
     assert len(rows) == 5 and rows[: len(first)] == first  # nothing redone, nothing lost
     assert len({(r["arch_key"], r["seed"]) for r in rows}) == 5
     assert sorted(r["sample_index"] for r in rows) == [0, 1, 2, 3, 4]
     for r in rows:
         assert validate_record(r) == [], r
-        assert r["status"] == "ok" and r["steps"] <= 40 and r["threads"] == 1
+        assert r["status"] == "ok" and r["steps"] <= 20 and r["threads"] == 1
     # the measured file is a suite: bench run scores predictors on it
-    proc = run_cli("run", str(suite), "--no-progress", "--out", str(tmp_path / "report"))
-    stdout, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert "params" in stdout and (tmp_path / "report" / "results.json").exists()
+    assert main(["run", str(suite), "--no-progress", "--out", str(tmp_path / "report")]) == 0
+    assert "params" in capsys.readouterr().out and (tmp_path / "report" / "results.json").exists()
+    # and the summary reads it
+    assert main(["measure", str(suite), "--task", "all", "--summary"]) == 0
+    assert "| t | valid_chrf | 5 |" in capsys.readouterr().out
 
 
 def test_a_failing_architecture_is_recorded_and_the_run_goes_on(tmp_path):
     # 3 heads do not divide qkv_dim 16: the model refuses those architectures
     suite = make_suite(tmp_path, heads="[2, 3]", steps=2)
-    proc = run_cli("measure", str(suite), "--task", "t", "--n", "4", "--no-progress")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    assert main(["measure", str(suite), "--task", "t", "--n", "4", "--no-progress"]) == 0
     rows = read_records(tmp_path / "out" / "t.jsonl")
     assert len(rows) == 4
     bad = [r for r in rows if r["status"] == "error"]
@@ -180,3 +178,12 @@ def test_americasnlp_suite_loads_and_declares_its_splits():
     sizes = {k: len(v) for k, v in prep.corpus.splits.items()}
     assert sizes == {"train": 357 + 299, "valid": 100, "test": 100}
     assert len(prep.vocab) == suite.task("czn-es").vocab_size
+
+
+def test_refuses_to_mix_recipes_in_one_file(tmp_path, capsys):
+    suite = make_suite(tmp_path, steps=2)
+    assert main(["measure", str(suite), "--task", "t", "--n", "1", "--no-progress"]) == 0
+    suite.write_text(suite.read_text().replace("max_steps: 2", "max_steps: 3"))
+    assert main(["measure", str(suite), "--task", "t", "--n", "2", "--no-progress"]) == 2
+    assert "line 1 was measured with recipe_sha256" in capsys.readouterr().err
+    assert len(read_records(tmp_path / "out" / "t.jsonl")) == 1
