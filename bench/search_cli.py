@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +71,18 @@ def _target(task, name: str | None, kind: str) -> str:
     raise SearchError(f"task {task.name} has no {kind} target (targets: {list(task.targets)})")
 
 
-def fit_predictor(spec: str, task, target: str, seed: int, options: dict):
-    """Create, check and fit a predictor on the split's training architectures; returns (predictor, fit seconds)."""
+@dataclass
+class Fitted:
+    """A fitted scorer shared by a search and its baseline; its fit-time spend is billed to the first run."""
+
+    pred: object
+    fit_s: float
+    fit_cost: dict
+    billed: bool = False
+
+
+def fit_predictor(spec: str, task, target: str, seed: int, options: dict) -> Fitted:
+    """Create, check and fit a predictor on the split's training architectures."""
     name, cfg = registry.parse_spec(spec)
     entry = registry.get(name)
     why = entry.availability(cfg)
@@ -85,7 +96,7 @@ def fit_predictor(spec: str, task, target: str, seed: int, options: dict):
     train = [r for r in train if np.isfinite(r.targets.get(target, np.nan))]
     t0 = time.perf_counter()
     pred.fit([r.arch for r in train], np.array([r.targets[target] for r in train], dtype=float))
-    return pred, time.perf_counter() - t0
+    return Fitted(pred, time.perf_counter() - t0, _numeric(pred.cost()))
 
 
 def _numeric(d):
@@ -99,15 +110,16 @@ def _cost_text(c: dict) -> str:
 
 def run_search(task, stage_specs: list[tuple[int, str]], fitted: dict, constraint_args: dict, params: EvoParams,
                seed: int, split_seed: int, target: str, opts: dict, progress: bool) -> dict:
-    """One search; ``fitted`` maps spec -> (predictor, fit_s) and is shared with a baseline run."""
+    """One search; ``fitted`` maps spec -> Fitted and is shared with a baseline run."""
     scorers, stages, labels = [], [], set()
     for start, spec in stage_specs:
         label = spec if spec not in labels else f"{spec} (stage {len(stages) + 1})"
         labels.add(label)
-        sc = Scorer(label, fitted[spec][0], spec)
+        sc = Scorer(label, fitted[spec].pred, spec)
         scorers.append(sc)
         stages.append((start, sc))
     constraint = Constraint(**constraint_args)
+    before = {spec: _numeric(fitted[spec].pred.cost()) for _, spec in stage_specs}
     t0 = time.perf_counter()
     with one_blas_thread():  # batched forwards of small MLPs: see bench.blas
         res = evolve(task.space, stages, constraint, params, seed, progress=progress)
@@ -148,18 +160,29 @@ def run_search(task, stage_specs: list[tuple[int, str]], fitted: dict, constrain
                        "latency_predictions": len(constraint._lat)},
     }
     # Spend: machine- and cache-dependent (wall times, LLM calls, dollars); kept out of the byte-identical files.
-    costs_by = {sc.spec: fitted[sc.spec][0].cost() for sc in scorers}
-    num = [_numeric(c) for c in costs_by.values()]
-    label_dollars = sum(c.get("label_total_dollars", 0.0) for c in num)
+    # What this run spent: the scorers' cost() counters during the search, plus their fit-time spend
+    # (e.g. teacher labels) if no earlier run sharing the fitted scorer was billed for it.
+    costs_by = {}
+    for spec in dict.fromkeys(sc.spec for sc in scorers):
+        f, now = fitted[spec], _numeric(fitted[spec].pred.cost())
+        c = {k: v - before[spec].get(k, 0) for k, v in now.items() if k in ("calls", "cache_hits", "dollars",
+                                                                           "tokens_in", "tokens_out")}
+        if not f.billed:
+            f.billed = True
+            c = {k: c.get(k, 0) + f.fit_cost.get(k, 0) for k in set(c) | set(f.fit_cost)}
+        costs_by[spec] = c
+    num = list(costs_by.values())
+    label_dollars = sum(_numeric(fitted[spec].pred.cost()).get("label_total_dollars", 0.0) for spec in costs_by)
     stage_wall = {}
     for sc, (a, b) in zip(scorers, bounds):
         stage_wall[sc.label] = float(sum(res.iteration_s[a:b + 1]))
     spend = {
-        "wall_s": {"search": search_s, "fit": {sc.spec: fitted[sc.spec][1] for sc in scorers},
+        "wall_s": {"search": search_s, "fit": {sc.spec: fitted[sc.spec].fit_s for sc in scorers},
                    "score": {sc.label: sc.score_s for sc in scorers}, "stage": stage_wall,
                    "expensive_score": final.score_s, "constraint": constraint.lat_s,
                    "per_iteration": res.iteration_s},
-        "cost": costs_by, "cost_text": {k: _cost_text(_numeric(v)) for k, v in costs_by.items()},
+        "cost": costs_by, "cost_text": {k: _cost_text(_numeric(fitted[k].pred.cost())) for k in costs_by},
+        "scorer_cost": {spec: fitted[spec].pred.cost() for spec in costs_by},
         "llm_calls": int(sum(c.get("calls", 0) for c in num)),
         "dollars": float(sum(c.get("dollars", 0.0) or 0.0 for c in num)),
         "teacher_label_dollars": label_dollars, "amortised_over": opts["amortize_over"],
@@ -253,11 +276,14 @@ def main(args) -> int:
                 print(f"fitting scorer {spec} on {task.name}/{target} split {split_seed}...", file=sys.stderr)
                 fitted[spec] = fit_predictor(spec, task, target, split_seed, options)
         cargs: dict = {"latency_ms": args.latency_ms, "gflops": args.flops_constraint}
-        lat_pred = None
-        if args.latency_ms is not None or args.latency_predictor != DEFAULT_LATENCY:
+        try:  # needed for --latency-ms; otherwise only reported (and plotted) when the task allows it
             lat_target = _target(task, None, "latency")
-            lat_pred, _ = fit_predictor(args.latency_predictor, task, lat_target, split_seed, options)
+            lat_pred = fit_predictor(args.latency_predictor, task, lat_target, split_seed, options).pred
             cargs.update(latency=lambda archs: lat_pred.predict(archs), _spec=args.latency_predictor)
+        except SearchError as exc:
+            if args.latency_ms is not None:
+                raise SearchError(f"--latency-ms needs a latency predictor: {exc}") from None
+            print(f"note: no predicted latency ({exc})", file=sys.stderr)
         if args.flops_constraint is not None:
             if not task.vocab_size:
                 raise SearchError(f"--flops-constraint: task {task.name} has no vocab_size to compute FLOPs")

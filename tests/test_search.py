@@ -187,3 +187,36 @@ def test_cli_rejects_bad_arguments(tmp_path, root, monkeypatch):
     monkeypatch.chdir(root)
     r = _cli(tmp_path, "--switch-at", "9")
     assert r.returncode == 2 and "--switch-at 9" in r.stderr
+
+
+def test_ledger_bills_llm_calls_once_and_counts_avoided_evaluations(root):
+    from bench.search_cli import Fitted, run_search
+    from bench.suite import load_suite
+
+    task = load_suite(root / "suites" / "wmt14.yaml").task("wmt14-en-de")
+
+    class FakeLLM(Size):
+        def __init__(self):
+            super().__init__()
+            self.n = 0
+
+        def predict(self, archs):
+            self.n += len(archs)
+            return super().predict(archs)
+
+        def cost(self):
+            return {"calls": self.n, "dollars": 0.01 * self.n}
+
+    cheap, llm = Fitted(Size(), 0.0, {}), Fitted(FakeLLM(), 0.0, {"calls": 7, "dollars": 0.07})
+    cheap.pred.cost = lambda: {"label_total_dollars": 3.0}
+    fitted = {"cheap": cheap, "llm": llm}
+    p = EvoParams(**SMALL)
+    args = {"latency": fake_latency, "latency_ms": 90.0}
+    opts = {"amortize_over": 4}
+    hyb = run_search(task, [(0, "cheap"), (3, "llm")], fitted, dict(args), p, 0, 123, "valid_bleu", opts, False)
+    base = run_search(task, [(0, "llm")], fitted, dict(args), p, 0, 123, "valid_bleu", opts, False)
+    assert hyb["spend"]["llm_calls"] == 7 + hyb["ledger"]["stages"][1]["queries"]  # fit-time calls billed once
+    assert base["spend"]["llm_calls"] == base["ledger"]["stages"][0]["queries"]
+    assert hyb["spend"]["teacher_label_dollars_amortised"] == 0.75
+    assert hyb["ledger"]["expensive"]["hat_evals_avoided"] == 3 * p.population
+    assert base["ledger"]["expensive"]["hat_evals"] == p.iterations * p.population
