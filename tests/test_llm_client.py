@@ -238,6 +238,17 @@ def test_bench_run_end_to_end_never_writes_the_key(server, task, tmp_path, capsy
     assert SECRET not in capsys.readouterr().out
 
 
+def test_bad_key_fails_the_run_without_echoing_the_key(server, task, tmp_path):
+    server.responder = lambda body, path, n: Reply(status=401, text=f"Incorrect API key provided: {SECRET}.")
+    out = tmp_path / "out"
+    assert _run_cli(["run", str(ROOT / "suites/wmt14.yaml"), "--predictors", "llm-pp[llm=openai:gpt-4o]",
+                     "--tasks", "wmt14-en-de", "--targets", "valid_bleu", "--out", str(out), "--no-progress"]) == 0
+    res = (out / "results.json").read_text()
+    assert "LLMError" in res and "401" in res and len(server.requests) <= 3 * 8  # stops after the calls in flight
+    for f in out.rglob("*"):
+        assert SECRET.encode() not in f.read_bytes() and b"sk-test" not in f.read_bytes()
+
+
 def test_bench_run_without_key_lists_llm_rows_as_skipped(tmp_path, monkeypatch):
     for v in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
         monkeypatch.delenv(v, raising=False)

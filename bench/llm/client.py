@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import re
 import sys
@@ -27,6 +28,22 @@ PRICES = {
     "claude-sonnet-4-6": (3.00, 15.00), "claude-sonnet-4-5": (3.00, 15.00), "claude-sonnet-4-0": (3.00, 15.00),
     "claude-opus-4-1": (15.00, 75.00), "claude-haiku-4-5": (1.00, 5.00), "claude-3-5-haiku-latest": (0.80, 4.00),
 }
+_KEYLIKE = re.compile(r"(sk-|sk_|key-)[A-Za-z0-9_\-*.]{6,}")
+
+
+class LLMError(RuntimeError):
+    """A failure that makes every further call pointless (bad key, no access, unknown model)."""
+
+
+def redact(text: str) -> str:
+    """Error texts end up in results.json: strip the keys (providers echo them, partly masked, in 401s)."""
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        key = os.environ.get(var)
+        if key:
+            text = text.replace(key, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
+
+
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -195,6 +212,7 @@ class Engine:
         self.backend_factory, self.cache, self.s = backend_factory, cache, settings
         self.budget, self.ledger, self.price, self.provider = budget, ledger, price, provider
         self.run_ledger = budget.ledger
+        self._fatal: BaseException | None = None
 
     def resolve(self, requests: list[Request]) -> dict[str, dict]:
         """key -> cache entry ({"value": float|None, "text": ..., ...}); missing keys failed transiently."""
@@ -225,18 +243,23 @@ class Engine:
 
         async def one(req: Request):
             async with sem:
-                entry = await self._ask(backend, limiter, req)
+                entry = None if self._fatal else await self._ask(backend, limiter, req)
             if entry is not None:
                 out[req.key] = entry
             if bar:
                 bar.update(1)
 
+        self._fatal = None
         try:
-            await asyncio.gather(*(one(r) for r in todo))
+            for res in await asyncio.gather(*(one(r) for r in todo), return_exceptions=True):
+                if isinstance(res, BaseException):
+                    self._fatal = self._fatal or res
         finally:
             if bar:
                 bar.close()
             await backend.aclose()
+        if self._fatal:
+            raise self._fatal
         return out
 
     async def _ask(self, backend: Backend, limiter: _RateLimiter, req: Request) -> dict | None:
@@ -270,6 +293,8 @@ class Engine:
             chars = sum(len(m["content"]) for m in req.messages)
             est = (chars / 3 * self.price[0] + req.max_tokens * self.price[1]) / 1e6
         for attempt in range(self.s.max_attempts):
+            if self._fatal:
+                return None
             if not self.budget.reserve(est):
                 self._count("budget_stopped")
                 return None
@@ -280,7 +305,8 @@ class Engine:
             except Retryable as exc:
                 self.budget.settle(est, 0.0)
                 if attempt == self.s.max_attempts - 1:
-                    print(f"llm-pp: giving up after {self.s.max_attempts} attempts ({exc})", file=sys.stderr)
+                    print(f"llm-pp: giving up after {self.s.max_attempts} attempts ({redact(str(exc))})",
+                          file=sys.stderr)
                     return None
                 self._count("retries")
                 delay = min(self.s.backoff_cap, self.s.backoff * 2 ** attempt) * random.uniform(0.5, 1.0)
@@ -290,9 +316,11 @@ class Engine:
                 continue
             except Exception as exc:
                 self.budget.settle(est, 0.0)
+                msg = redact(f"{type(exc).__name__}: {exc}")
                 if getattr(exc, "status_code", None) in (401, 403, 404):
-                    raise  # bad key, no access, unknown model: every call would fail
-                print(f"llm-pp: request failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+                    self._fatal = LLMError(msg)
+                    raise self._fatal from None  # bad key, no access, unknown model: every call would fail
+                print(f"llm-pp: request failed ({msg})", file=sys.stderr)
                 return None
             cost = None if self.price is None else (
                 comp.input_tokens * self.price[0] + comp.output_tokens * self.price[1]) / 1e6
