@@ -97,17 +97,16 @@ class Scorer:
     def __init__(self, label: str, predictor, spec: str = ""):
         self.label, self.predictor, self.spec = label, predictor, spec or label
         self.orient = 1.0 if getattr(predictor, "higher_is_better", True) else -1.0
-        self.memo: dict[str, float] = {}
+        self.memo: dict[Arch, float] = {}  # Arch is a frozen dataclass: hashing it beats building key() strings
         self.queries = 0  # distinct architectures evaluated
         self.hat_evals = 0  # population members scored, as HAT re-scores every one every iteration
         self.predict_calls = 0
         self.report_queries = 0  # evaluations made only for the report (best arch under another stage)
-        self.failed: set[str] = set()
+        self.failed: set[Arch] = set()
         self.errors: list[str] = []
         self.score_s = 0.0
 
     def _evaluate(self, archs: list[Arch]) -> None:
-        keys = [a.key() for a in archs]
         t0 = time.perf_counter()
         self.predict_calls += 1
         try:
@@ -118,30 +117,29 @@ class Scorer:
             self.errors.append(f"{type(exc).__name__}: {exc}")
             p = np.full(len(archs), np.nan)
         self.score_s += time.perf_counter() - t0
-        for k, v in zip(keys, p):
-            self.memo[k] = float(v)
+        for a, v in zip(archs, p):
+            self.memo[a] = float(v)
             if not np.isfinite(v):
-                self.failed.add(k)
+                self.failed.add(a)
 
     def score(self, archs: Sequence[Arch]) -> np.ndarray:
         self.hat_evals += len(archs)
         new, seen = [], set()
         for a in archs:
-            k = a.key()
-            if k not in self.memo and k not in seen:
-                seen.add(k)
+            if a not in self.memo and a not in seen:
+                seen.add(a)
                 new.append(a)
         if new:
             self.queries += len(new)
             self._evaluate(new)
-        return np.array([self.memo[a.key()] for a in archs], dtype=float)
+        return np.array([self.memo[a] for a in archs], dtype=float)
 
     def peek(self, arch: Arch) -> float:
         """A score for reporting only (not counted as a search query)."""
-        if arch.key() not in self.memo:
+        if arch not in self.memo:
             self.report_queries += 1
             self._evaluate([arch])
-        return self.memo[arch.key()]
+        return self.memo[arch]
 
     def ledger(self) -> dict:
         return {"scorer": self.spec, "queries": self.queries, "hat_evals": self.hat_evals,
@@ -162,21 +160,21 @@ class Constraint:
         if gflops is not None and flops_fn is None:
             raise SearchError("a FLOPs constraint needs the task's vocabulary size to compute FLOPs")
         self.latency_fn, self.latency_ms, self.gflops, self.flops_fn = latency, latency_ms, gflops, flops_fn
-        self._lat: dict[str, float] = {}
+        self._lat: dict[Arch, float] = {}
         self.lat_s = 0.0
         self.min_seen = float("inf")
 
     def latencies(self, archs: Sequence[Arch]) -> np.ndarray:
         if self.latency_fn is None:
             return np.full(len(archs), np.nan)
-        new = list({a.key(): a for a in archs if a.key() not in self._lat}.values())
+        new = list(dict.fromkeys(a for a in archs if a not in self._lat))
         if new:
             t0 = time.perf_counter()
             vals = np.asarray(self.latency_fn(new), dtype=float)
             self.lat_s += time.perf_counter() - t0
             for a, v in zip(new, vals):
-                self._lat[a.key()] = float(v)
-        return np.array([self._lat[a.key()] for a in archs])
+                self._lat[a] = float(v)
+        return np.array([self._lat[a] for a in archs])
 
     def satisfied(self, archs: Sequence[Arch]) -> list[bool]:
         ok = np.ones(len(archs), dtype=bool)
@@ -269,7 +267,7 @@ def evolve(space: SearchSpace, stages: list[tuple[int, Scorer]], constraint: Con
             "mean": float(finite.mean()) if len(finite) else None,
             "parents_mean": float(np.nanmean(scores[order[:params.parents]])) if len(finite) else None,
             "scored": len(popu), "new_queries": scorer.queries - before,
-            "distinct_archs": len({a.key() for a in archs}), "failed": int((~np.isfinite(scores)).sum()),
+            "distinct_archs": len(set(archs)), "failed": int((~np.isfinite(scores)).sum()),
         })
         if it == params.iterations - 1:  # HAT makes children here too but never scores them
             iter_s.append(time.perf_counter() - t0)
