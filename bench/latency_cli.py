@@ -99,16 +99,37 @@ def cmd_measure(args) -> int:
     prov.pop("data_sha256", None)
     secs, cvs = stats.pop("seconds"), stats.pop("cv")
     summary = {**stats, "median_measure_s": statistics.median(secs) if secs else None,
-               "median_cv": statistics.median(cvs) if cvs else None}
+               "median_cv": statistics.median(cvs) if cvs else None, "file": file_summary(out)}
     argv = sys.argv[sys.argv.index("measure"):] if "measure" in sys.argv else sys.argv[1:]
     meta["runs"].append({"command": "python -m bench latency " + " ".join(argv), **origin, "vocab_size": vocab, **summary, "provenance": prov})
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{out}: {stats['measured']} measured, {stats['already_done']} already there, {stats['failed']} failed"
           + (f" (see {out.name}.failed.jsonl)" if stats["failed"] else ""))
-    if secs:
-        print(f"median time to measure one architecture: {summary['median_measure_s']:.1f} s; "
-              f"median CV over repetitions: {summary['median_cv']:.3f}")
+    f = summary["file"]
+    if f["architectures"]:
+        print(f"{out} holds {f['architectures']} architectures: median time to measure one {f['median_measure_s']:.1f} s, "
+              f"median CV over repetitions {f['median_cv']:.3f} (encoder {f['median_cv_encoder']:.3f}, decoder "
+              f"{f['median_cv_decoder']:.3f})")
     return 1 if stats["failed"] and not stats["measured"] and not stats["already_done"] else 0
+
+
+def file_summary(path: Path) -> dict:
+    """Over every architecture in a measured CSV (all runs that built it): count, medians of time and CV."""
+    import csv
+
+    if not path.exists():
+        return {"architectures": 0}
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return {"architectures": 0}
+
+    def med(key):
+        return statistics.median(float(r[key]) for r in rows)
+
+    return {"architectures": len(rows), "median_measure_s": med("measure_s"), "median_cv": med("cv"),
+            "median_cv_encoder": med("cv_encoder"), "median_cv_decoder": med("cv_decoder"),
+            "median_latency_ms": med("latency_ms")}
 
 
 def _is_suite(path: Path) -> bool:

@@ -1,5 +1,6 @@
 """Latency suites from HAT's CSVs: averaged archs, column mapping, splits, metrics, latency predictors."""
 import csv
+import json
 import math
 
 import numpy as np
@@ -184,3 +185,23 @@ def test_released_predictor_and_proxies_run_on_averaged_archs(latency_suite):
     assert rows[("linear", "within10")]["mean"] > 50
     assert not res.skipped
     assert math.isfinite(rows[("flops", "mae_cal")]["mean"])
+
+
+def test_curve_runs_every_train_size_on_the_same_test_sets(tmp_path):
+    import argparse
+
+    from bench import latency_cli
+
+    header = ",".join(FEATURES.values()) + ",latency_mean_encoder,latency_mean_decoder"
+    rows = [",".join(r.split(",")[:10]) + f",{i},{3 * i + 10}" for i, r in enumerate(ROWS * 3)]
+    _user_suite(tmp_path, header + "\n" + "\n".join(rows) + "\n", extra=", test_size: 4")
+    p = argparse.ArgumentParser()
+    latency_cli.add_arguments(p)
+    args = p.parse_args(["curve", str(tmp_path / "s.yaml"), "--sizes", "3,8", "--predictors", "mean,linear",
+                         "--out", str(tmp_path / "out"), "--no-progress"])
+    assert latency_cli.main(args) == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    runs = {(r["task"], r["predictor"], r["seed"]): r for r in res["runs"]}
+    assert runs[("t@3", "mean", 0)]["test_ids"] == runs[("t@8", "mean", 0)]["test_ids"]
+    text = (tmp_path / "out" / "curve.md").read_text()
+    assert "## t" in text and "τ @3" in text and "MAPE % @8" in text
