@@ -76,7 +76,8 @@ def main(args) -> int:
          f"{search_s:.3f}", "5 s (target)", f"{ratio(search_s, 5.0):.3f}"],
         ["  of which latency predictor (s)", f"{run['spend']['wall_s']['constraint']:.3f}", "", ""],
         [f"  of which {args.scorer} scoring (s)", f"{run['spend']['wall_s']['score'][args.scorer]:.3f}", "", ""],
-        [f"fit {args.scorer} once (s, excluded above)", f"{fitted[args.scorer].fit_s:.2f}", "", ""],
+        [f"fit {args.scorer} once (s, excluded above; student from cache: "
+         f"{fitted[args.scorer].pred.details().get('student_cached', 'n/a')})", f"{fitted[args.scorer].fit_s:.2f}", "", ""],
         ["distilled prediction, batch of 10 archs (ms, median of 1000)", f"{q10_ms:.3f}", "1 ms (target)",
          f"{ratio(q10_ms, 1.0):.3f}"],
         ["  vs the paper's LLM-Distill-PP (10 ms per 10 archs, reported)", f"{q10_ms:.3f}", "10 ms",

@@ -15,6 +15,15 @@ def _f(v, digits=3):
     return str(v)
 
 
+def _fit_cell(spend: dict, spec: str) -> str:
+    """Fit seconds; a student loaded from the cache also shows how long it once took to train."""
+    text = _f(spend["wall_s"]["fit"].get(spec))
+    d = (spend.get("scorer_details") or {}).get(spec) or {}
+    if d.get("student_cached"):
+        text += f" (student cached; trained in {_f(d.get('train_s'))} s)"
+    return text
+
+
 def pareto_front(lat: np.ndarray, q: np.ndarray) -> list[int]:
     """Indices of points not dominated (lower latency, higher quality), by latency."""
     idx = [i for i in np.argsort(lat, kind="stable") if np.isfinite(q[i]) and np.isfinite(lat[i])]
@@ -115,7 +124,7 @@ def markdown(main: dict, baseline: dict | None, files: dict) -> str:
         rows = []
         for st in led["stages"]:
             rows.append([st["scorer"], f"{st['iterations'][0]}–{st['iterations'][1]}", st["queries"], st["hat_evals"],
-                         st["failed_archs"], _f(sp["wall_s"]["fit"].get(st["scorer"])),
+                         st["failed_archs"], _fit_cell(sp, st["scorer"]),
                          _f(sp["wall_s"]["stage"][st["label"]]), sp["cost_text"].get(st["scorer"], "–")])
         lines.append(f"**{name}** — constraint: {led['constraint']['candidates']} candidates examined, "
                      f"{led['constraint']['rejected']} rejected; search {_f(sp['wall_s']['search'])} s, "
