@@ -183,7 +183,7 @@ def run_search(task, stage_specs: list[tuple[int, str]], fitted: dict, constrain
                    "per_iteration": res.iteration_s},
         "cost": costs_by, "cost_text": {k: _cost_text(_numeric(fitted[k].pred.cost())) for k in costs_by},
         "scorer_cost": {spec: fitted[spec].pred.cost() for spec in costs_by},
-        "scorer_details": {spec: fitted[spec].pred.details() for spec in costs_by},
+        "scorer_details": {spec: getattr(fitted[spec].pred, "details", dict)() for spec in costs_by},
         "llm_calls": int(sum(c.get("calls", 0) for c in num)),
         "dollars": float(sum(c.get("dollars", 0.0) or 0.0 for c in num)),
         "teacher_label_dollars": label_dollars, "amortised_over": opts["amortize_over"],
