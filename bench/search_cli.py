@@ -103,6 +103,10 @@ def _numeric(d):
     return {k: v for k, v in (d or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def _cost_of(pred) -> dict:
+    return getattr(pred, "cost", dict)() or {}
+
+
 def _cost_text(c: dict) -> str:
     keys = [k for k in ("calls", "cache_hits", "dollars", "teacher_labels_new", "teacher_labels_cached") if k in c]
     return ", ".join(f"{k}={c[k]:.4g}" if isinstance(c[k], float) else f"{k}={c[k]}" for k in keys) or "–"
@@ -119,7 +123,7 @@ def run_search(task, stage_specs: list[tuple[int, str]], fitted: dict, constrain
         scorers.append(sc)
         stages.append((start, sc))
     constraint = Constraint(**constraint_args)
-    before = {spec: _numeric(fitted[spec].pred.cost()) for _, spec in stage_specs}
+    before = {spec: _numeric(_cost_of(fitted[spec].pred)) for _, spec in stage_specs}
     t0 = time.perf_counter()
     with one_blas_thread():  # batched forwards of small MLPs: see bench.blas
         res = evolve(task.space, stages, constraint, params, seed, progress=progress)
@@ -164,7 +168,7 @@ def run_search(task, stage_specs: list[tuple[int, str]], fitted: dict, constrain
     # (e.g. teacher labels) if no earlier run sharing the fitted scorer was billed for it.
     costs_by = {}
     for spec in dict.fromkeys(sc.spec for sc in scorers):
-        f, now = fitted[spec], _numeric(fitted[spec].pred.cost())
+        f, now = fitted[spec], _numeric(_cost_of(fitted[spec].pred))
         c = {k: v - before[spec].get(k, 0) for k, v in now.items() if k in ("calls", "cache_hits", "dollars",
                                                                            "tokens_in", "tokens_out")}
         if not f.billed:
@@ -172,7 +176,7 @@ def run_search(task, stage_specs: list[tuple[int, str]], fitted: dict, constrain
             c = {k: c.get(k, 0) + f.fit_cost.get(k, 0) for k in set(c) | set(f.fit_cost)}
         costs_by[spec] = c
     num = list(costs_by.values())
-    label_dollars = sum(_numeric(fitted[spec].pred.cost()).get("label_total_dollars", 0.0) for spec in costs_by)
+    label_dollars = sum(_numeric(_cost_of(fitted[spec].pred)).get("label_total_dollars", 0.0) for spec in costs_by)
     stage_wall = {}
     for sc, (a, b) in zip(scorers, bounds):
         stage_wall[sc.label] = float(sum(res.iteration_s[a:b + 1]))
@@ -181,8 +185,8 @@ def run_search(task, stage_specs: list[tuple[int, str]], fitted: dict, constrain
                    "score": {sc.label: sc.score_s for sc in scorers}, "stage": stage_wall,
                    "expensive_score": final.score_s, "constraint": constraint.lat_s,
                    "per_iteration": res.iteration_s},
-        "cost": costs_by, "cost_text": {k: _cost_text(_numeric(fitted[k].pred.cost())) for k in costs_by},
-        "scorer_cost": {spec: fitted[spec].pred.cost() for spec in costs_by},
+        "cost": costs_by, "cost_text": {k: _cost_text(_numeric(_cost_of(fitted[k].pred))) for k in costs_by},
+        "scorer_cost": {spec: _cost_of(fitted[spec].pred) for spec in costs_by},
         "scorer_details": {spec: getattr(fitted[spec].pred, "details", dict)() for spec in costs_by},
         "llm_calls": int(sum(c.get("calls", 0) for c in num)),
         "dollars": float(sum(c.get("dollars", 0.0) or 0.0 for c in num)),
