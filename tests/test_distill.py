@@ -96,3 +96,17 @@ def test_teacher_specs_nest_and_bad_teachers_are_explained(task):
     assert name == "distill" and cfg == {"teacher": "llm-pp[llm=openai:gpt-4o]", "pool": 100}
     d = registry.create("distill[teacher=gp[features=fine],pool=10]", Context(task, "valid_bleu", 123))
     assert d.teacher_spec == "gp[features=fine]" and d.supports(task, "valid_bleu") is None
+
+
+def test_learning_curve_command_writes_table_and_plot(root, tmp_path, capsys):
+    from argparse import Namespace
+
+    from bench import distill_curve
+
+    args = Namespace(suite=str(root / "suites" / "wmt14.yaml"), teacher="linear", sizes="50,100", tasks="wmt14-en-de",
+                     target="valid_bleu", seeds="123", steps=20, extra="", out=tmp_path, no_write=False,
+                     no_progress=True)
+    assert distill_curve.main(args) == 0
+    out = capsys.readouterr().out
+    assert "student, pool 50" in out and "student, pool 100" in out and "teacher" in out
+    assert (tmp_path / "wmt14-linear.md").exists() and (tmp_path / "wmt14-linear.png").stat().st_size > 1000
