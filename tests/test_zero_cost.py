@@ -131,7 +131,7 @@ def test_jacov_is_per_sentence_and_matches_its_formula(scores, batch):
     for b in range(src.shape[0]):  # one sentence at a time: the batch must not couple them
         x = m.embed_source(src[b:b + 1]).detach().requires_grad_(True)
         y = m.embed_target(prev[b:b + 1]).detach().requires_grad_(True)
-        out = m.decode_embedded(y, m.encode_embedded(x), features_only=True).sum()
+        out = m.decode_embedded(y, m.encode_embedded(x)).sum()  # the full logits, summed
         gx, gy = torch.autograd.grad(out, [x, y])
         rows.append(torch.cat([gx.flatten(), gy.flatten()]).double().numpy())
     corr = np.corrcoef(np.stack(rows))
@@ -139,6 +139,9 @@ def test_jacov_is_per_sentence_and_matches_its_formula(scores, batch):
     expected = -np.sum(np.log(v + 1e-5) + 1 / (v + 1e-5))
     assert scores["jacov"]["score"] == pytest.approx(expected, rel=1e-4)
     assert P.jacov_score(np.ones((3, 4))) != P.jacov_score(np.ones((3, 4)))  # constant rows -> nan, kept
+    # why not the final states themselves: after the post-LayerNorm they sum to 0 at every position
+    states = m.decode_embedded(m.embed_target(prev), m.encode(src), features_only=True)
+    assert states.sum(-1).abs().max() < 1e-4
 
 
 def test_synflow_float64_abs_weights_all_ones_input(scores, batch):

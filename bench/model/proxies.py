@@ -15,9 +15,13 @@ Decisions (../shared/docs/anchors.md §2.4):
   [B, T, F]; per output feature, 0.5 · mean_b (Σ_t act·grad)², summed.  Features sit on the last axis.
 - **nwot**: forward hooks on the FFN ``fc1`` outputs (ReLU is functional), binarised > 0 per sentence
   over all [T, F] positions; K = Σ_layers c cᵀ + (1-c)(1-c)ᵀ; score = log|det K|.
-- **jacov**: per sentence, the gradient of the sum of the final decoder states (before the output
-  projection, which would otherwise dominate) with respect to the encoder and decoder *embedding
-  outputs*; correlation across sentences; -Σ log(v+k) + 1/(v+k), k = 1e-5 (eigvalsh: the matrix is symmetric).
+- **jacov**: per sentence, the gradient of the sum of the logits with respect to the encoder and decoder
+  *embedding outputs*; correlation across sentences; -Σ log(v+k) + 1/(v+k), k = 1e-5 (eigvalsh: the
+  matrix is symmetric).  The sum of the final decoder states themselves cannot be used: after the last
+  post-LayerNorm (γ=1, β=0 at init) they sum to exactly 0 per position, so that Jacobian is rounding
+  noise.  The sum of logits is the states projected on the column sum of the tied table (computed
+  that way, without the [B, T, V] logits), a random direction at init; the correlation is scale-free,
+  so the vocabulary size does not dominate it.
 - **synflow**: float64, |weights|, an all-ones input of shape [1, L, E] / [1, L, D] at the embedding
   outputs (the table still enters through the tied output projection), R = Σ logits, Σ|w ⊙ ∂R/∂w|.
   ``disable_layernorm`` replaces LayerNorm by the identity (the linearised-network assumption).
@@ -45,6 +49,8 @@ from .batch import PAD, Batch
 from .subtransformer import SubTransformer, Tap, build_model, parameter_groups
 
 VERSION = "1"
+# Bumped per proxy when its definition changes (old cache entries are then ignored).
+PROXY_VERSIONS = {"jacov": "2"}
 PROXIES = ("grad_norm", "snip", "synflow", "grasp", "fisher", "jacov", "nwot", "l2_norm", "plain")
 HIGHER_IS_BETTER = {p: True for p in PROXIES}  # as the proxies are used in zero-cost-nas / NASLib
 LOSS_BASED = ("grad_norm", "snip", "grasp", "fisher", "plain")
@@ -127,7 +133,10 @@ def jacov_score(jac: np.ndarray) -> float:
         corr = np.corrcoef(jac)
     if not np.isfinite(corr).all():
         return float("nan")
-    v = np.linalg.eigvalsh(corr)
+    try:
+        v = np.linalg.eigvalsh(corr)
+    except np.linalg.LinAlgError:
+        return float("nan")
     with np.errstate(all="ignore"):
         return float(-np.sum(np.log(v + JACOV_K) + 1.0 / (v + JACOV_K)))
 
@@ -216,10 +225,13 @@ def score_arch(arch, vocab_size: int, batch: Batch, names, cfg: ProxyConfig = Pr
         x = model.embed_source(src).detach().requires_grad_(True)
         y = model.embed_target(prev).detach().requires_grad_(True)
         feats = model.decode_embedded(y, model.encode_embedded(x), features_only=True)
-        gx, gy = torch.autograd.grad(feats.sum(), [x, y])
+        # sum of logits = states . (column sum of the tied table); the plain sum of post-LN states is 0
+        colsum = model.embed_tokens.weight[:, :model.dec_dim].detach().sum(0)
+        gx, gy = torch.autograd.grad((feats @ colsum).sum(), [x, y])
         jac = torch.cat([gx.flatten(1), gy.flatten(1)], dim=1).double().numpy()
         done("jacov", jacov_score(jac), ["input: encoder and decoder embedding outputs",
-                                         "output: sum of final decoder states"], t)
+                                         "output: sum of logits (final decoder states through the tied projection)"],
+             t)
     if "synflow" in names:  # last: it overwrites the weights
         t = time.perf_counter()
         if cfg.disable_layernorm:
@@ -244,7 +256,7 @@ def score_arch(arch, vocab_size: int, batch: Batch, names, cfg: ProxyConfig = Pr
 def cache_key(task, arch, name: str, batch: Batch, cfg: ProxyConfig) -> str:
     """Everything that determines a score: proxy and its variant, architecture, task vocabulary, batch
     content, init seed, code version and torch version."""
-    return make_key("zero-cost", VERSION, name, arch.key(), task.vocab_size, task.space.qkv_dim, batch.identity,
+    return make_key("zero-cost", VERSION, PROXY_VERSIONS.get(name, "1"), name, arch.key(), task.vocab_size, task.space.qkv_dim, batch.identity,
                     cfg.tensors, cfg.label_smoothing, cfg.init_seed,
                     cfg.disable_layernorm if name == "synflow" else None, torch.__version__)
 
