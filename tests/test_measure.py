@@ -187,3 +187,20 @@ def test_refuses_to_mix_recipes_in_one_file(tmp_path, capsys):
     assert main(["measure", str(suite), "--task", "t", "--n", "2", "--no-progress"]) == 2
     assert "line 1 was measured with recipe_sha256" in capsys.readouterr().err
     assert len(read_records(tmp_path / "out" / "t.jsonl")) == 1
+
+
+def test_noise_runs_go_to_their_own_file_and_archs_file_is_honoured(tmp_path, capsys):
+    suite = make_suite(tmp_path, steps=2)
+    suite.write_text(suite.read_text().replace("    measure:\n", "    measure:\n      noise: {archs: 2, seeds: [1, 2]}\n"))
+    assert main(["measure", str(suite), "--task", "t", "--noise", "--no-progress"]) == 0
+    rows = read_records(tmp_path / "out" / "t.noise.jsonl")
+    task = load_suite(suite).task("t")
+    first = [a.key() for a in sample_archs(task.space, 2)]
+    assert sorted((r["arch_key"], r["seed"]) for r in rows) == sorted((k, s) for k in first for s in (1, 2))
+    assert not (tmp_path / "out" / "t.jsonl").exists()
+    archs = tmp_path / "archs.jsonl"
+    archs.write_text(json.dumps({"arch": rows[0]["arch"]}) + "\n")
+    out = tmp_path / "custom.jsonl"
+    assert main(["measure", str(suite), "--task", "t", "--archs", str(archs), "--seeds", "5,6", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert [(r["arch_key"], r["seed"]) for r in read_records(out)] == [(rows[0]["arch_key"], 5), (rows[0]["arch_key"], 6)]
