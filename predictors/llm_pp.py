@@ -132,7 +132,9 @@ class LLMPP(Predictor):
                                       {"provider": provider, "model": model, "sample": k, "template": c["template"]}))
                 row.append(key)
             keys.append(row)
-        settings = C.Settings(concurrency=int(c["concurrency"] or opts.get("concurrency") or 8),
+        # llama.cpp generations are serialised anyway: one at a time keeps per-arch latencies honest
+        conc = 1 if provider == "local" else int(c["concurrency"] or opts.get("concurrency") or 8)
+        settings = C.Settings(concurrency=conc,
                               max_attempts=int(c["max_attempts"]), reask=int(c["reask"]), backoff=float(c["backoff"]),
                               parse=str(c["parse"]), rpm=c["rpm"], progress=bool(c["progress"]))
         cache = Cache(c["cache"], namespace="llm-pp") if c["cache"] else C.default_cache()
