@@ -72,12 +72,12 @@ class LLMPP(Predictor):
         if self.config["template"] == "default_flops":
             return "default_flops is the paper's architecture generator prompt, not a predictor prompt"
         try:
-            self._builder()
             why = unavailable(self.llm, self.config["base_url"], bool(self.config["chat"]))
+            if why:
+                return f"{self.llm}: {why}"
+            self._builder()
         except (PromptError, BackendError) as exc:
             return str(exc)
-        if why:
-            return f"{self.llm}: {why}"
         extra = {}  # name the run options that change the answers in the leaderboard row
         if not self.config["llm"]:
             extra["llm"] = self.llm
