@@ -291,3 +291,10 @@ def test_raw_completion_mode_is_local_only(server, task):
     ctx = Context(task=task, target="valid_bleu", seed=123, options={})
     p = registry.create("llm-pp[llm=openai:gpt-4o,chat=false]", ctx)
     assert "only for the local backend" in p.supports(task, "valid_bleu")
+
+
+def test_openai_compatible_needs_no_key(server, task, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    p = make(task, f"llm-pp[llm=openai-compatible:qwen,base_url={server.openai_url},progress=false]")
+    assert np.isfinite(p.predict([task.split(123)[1][0].arch])).all()
+    assert server.requests[0]["body"]["model"] == "qwen" and p.cost()["dollars"] is None  # no price known
