@@ -256,9 +256,12 @@ def score_arch(arch, vocab_size: int, batch: Batch, names, cfg: ProxyConfig = Pr
 def cache_key(task, arch, name: str, batch: Batch, cfg: ProxyConfig) -> str:
     """Everything that determines a score: proxy and its variant, architecture, task vocabulary, batch
     content, init seed, code version and torch version."""
-    return make_key("zero-cost", VERSION, PROXY_VERSIONS.get(name, "1"), name, arch.key(), task.vocab_size, task.space.qkv_dim, batch.identity,
-                    cfg.tensors, cfg.label_smoothing, cfg.init_seed,
-                    cfg.disable_layernorm if name == "synflow" else None, torch.__version__)
+    parts = ["zero-cost", VERSION, name, arch.key(), task.vocab_size, task.space.qkv_dim, batch.identity,
+             cfg.tensors, cfg.label_smoothing, cfg.init_seed, cfg.disable_layernorm if name == "synflow" else None,
+             torch.__version__]
+    if name in PROXY_VERSIONS:  # only a bumped proxy changes its keys; the others stay valid
+        parts.append(PROXY_VERSIONS[name])
+    return make_key(*parts)
 
 
 def score_many(task, archs, names, batch: Batch, cfg: ProxyConfig = ProxyConfig(), share: bool = True,
