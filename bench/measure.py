@@ -159,6 +159,7 @@ class Prepared:
     data_sha256: dict
     sample_seed: int
     noise: dict
+    git_commit: str = "unknown"  # of the checkout when this process loaded its code, not when a record lands
 
 
 def measure_config(task) -> dict:
@@ -213,8 +214,10 @@ def prepare(task) -> Prepared:
     dev_pairs = make_pairs(enc(dv.src), enc(dv.tgt), recipe.max_len)
     noise = {"archs": 3, "seeds": [1, 2]}
     noise.update(cfg.get("noise") or {})
+    from .provenance import git_commit
+
     return Prepared(task.name, task.space, recipe, corpus, vocab, train_pairs, dev_pairs, dict(corpus.sha256),
-                    int(cfg.get("sample_seed", 0)), noise)
+                    int(cfg.get("sample_seed", 0)), noise, git_commit())
 
 
 def measure_one(prep: Prepared, arch: Arch, seed: int, sample_index: int, device: str = "cpu",
@@ -223,7 +226,6 @@ def measure_one(prep: Prepared, arch: Arch, seed: int, sample_index: int, device
     import torch
 
     from .mt.train import train, translate_and_score
-    from .provenance import git_commit
 
     costs = compute_costs(arch, len(prep.vocab), prep.space.qkv_dim)
     rec = {
@@ -233,7 +235,7 @@ def measure_one(prep: Prepared, arch: Arch, seed: int, sample_index: int, device
         "total_flops": costs.total_flops, "last_layer_flops": costs.last_layer_flops,
         "flops_no_last": costs.flops_no_last, "vocab_size": len(prep.vocab), "qkv_dim": prep.space.qkv_dim,
         "device": device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "python": platform.python_version(), "git_commit": git_commit(), "recipe": prep.recipe.to_dict(),
+        "python": platform.python_version(), "git_commit": prep.git_commit, "recipe": prep.recipe.to_dict(),
         "recipe_sha256": prep.recipe.sha256, "tokenizer_sha256": prep.vocab.sha256,
         "data_sha256": prep.data_sha256, "train_pairs": len(prep.train_pairs), "dev_pairs": len(prep.dev_pairs),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
