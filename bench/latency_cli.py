@@ -31,6 +31,8 @@ def add_arguments(p) -> None:
     m.add_argument("--beam", type=int, default=5)
     m.add_argument("--src-len", type=int, default=30, help="source/target length (30 = WMT)")
     m.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    m.add_argument("--clock", default="wall", choices=["wall", "process"],
+                   help="CPU timing: wall clock (HAT) or this process's CPU time (robust on a shared machine)")
     m.add_argument("--vocab-size", type=int, help="vocabulary (default: the task's, else 32768)")
     m.add_argument("--out", type=Path, help="CSV (default measurements/latency/<task>_<device>.csv)")
     m.add_argument("--no-progress", action="store_true")
@@ -89,6 +91,7 @@ def cmd_measure(args) -> int:
         out = args.out or Path("measurements/latency") / f"{name}_{args.device.replace(':', '')}.csv"
         stats = measure_archs(archs, out, vocab_size=vocab, device=args.device, latiter=args.latiter,
                               warmup=args.warmup, beam=args.beam, src_len=args.src_len, threads=args.threads,
+                              clock=args.clock,
                               progress=not args.no_progress)
     except MeasureError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,7 +10,8 @@ Samples are sorted and ``int(0.1 * latiter)`` dropped from each end (HAT's ``mea
 latency = mean encoder + mean decoder (ms).
 
 Deviation from HAT: the model runs in eval mode (dropout off, as a deployed model), whereas HAT's dataset
-script never calls ``.eval()``; fp32 as HAT.  CPU: wall clock (``perf_counter``); CUDA: events recorded on
+script never calls ``.eval()``; fp32 as HAT.  CPU: wall clock (``perf_counter``), or ``clock="process"``: this
+process's CPU time, robust to other processes on a shared machine (not HAT's); CUDA: events recorded on
 the stream, ``torch.cuda.synchronize()`` before reading them.  Timers are objects with ``start()`` and
 ``stop() -> ms`` so the CUDA path runs in tests with a fake ``cuda`` module.
 
@@ -48,10 +49,12 @@ HAT_FEATURE_COLUMNS = list(FEATURES.values())
 COLUMNS = HAT_FEATURE_COLUMNS + [
     "latency_mean_encoder", "latency_mean_decoder", "latency_std_encoder", "latency_std_decoder",
     "latency_ms", "cv_encoder", "cv_decoder", "cv", "arch", "device", "device_name", "torch", "threads",
-    "latiter", "warmup", "beam", "src_len", "vocab_size", "measure_s", "timestamp",
+    "latiter", "warmup", "beam", "src_len", "vocab_size", "measure_s", "timestamp", "clock",
 ]
 # A resumed file must have been measured under the same conditions: these columns must agree.
-SAME_CONDITIONS = ("device", "device_name", "torch", "threads", "latiter", "warmup", "beam", "src_len", "vocab_size")
+SAME_CONDITIONS = ("device", "device_name", "torch", "threads", "latiter", "warmup", "beam", "src_len", "vocab_size",
+                   "clock")
+CLOCKS = ("wall", "process")
 
 
 class MeasureError(RuntimeError):
@@ -93,8 +96,14 @@ class CudaEventTimer:
         return float(self._start.elapsed_time(self._end))
 
 
-def make_timer(device: str, cuda=None):
-    return CudaEventTimer(cuda) if device.startswith("cuda") else WallTimer()
+def make_timer(device: str, cuda=None, clock: str = "wall"):
+    """CUDA events on a GPU; on the CPU the wall clock (HAT), or with ``clock="process"`` this process's CPU
+    time, which leaves out the time other processes hold the cores (a shared machine)."""
+    if device.startswith("cuda"):
+        return CudaEventTimer(cuda)
+    if clock not in CLOCKS:
+        raise MeasureError(f"clock {clock!r} is not allowed; allowed values: {list(CLOCKS)}")
+    return WallTimer(time.process_time if clock == "process" else time.perf_counter)
 
 
 # ------------------------------------------------------------------ statistics
@@ -178,12 +187,12 @@ def device_name(device: str, cuda=None) -> str:
 
 
 def conditions(device: str, threads: int, latiter: int, warmup: int, beam: int, src_len: int,
-               vocab_size: int, cuda=None) -> dict:
+               vocab_size: int, cuda=None, clock: str = "wall") -> dict:
     import torch
 
     return {"device": device, "device_name": device_name(device, cuda), "torch": torch.__version__,
             "threads": threads, "latiter": latiter, "warmup": warmup, "beam": beam, "src_len": src_len,
-            "vocab_size": vocab_size}
+            "vocab_size": vocab_size, "clock": "cuda-events" if device.startswith("cuda") else clock}
 
 
 # ------------------------------------------------------------------ the resumable CSV
@@ -232,20 +241,21 @@ def append_row(path: Path, row: dict) -> None:
 
 def measure_archs(archs: Iterable[Arch], out: Path, *, vocab_size: int, device: str = "cpu", latiter: int = 20,
                   warmup: int = 5, beam: int = 5, src_len: int = 30, threads: int | None = None,
-                  qkv_dim: int = 512, timer=None, cuda=None, build: Callable | None = None, progress: bool = True,
-                  log=None) -> dict:
+                  qkv_dim: int = 512, clock: str = "wall", timer=None, cuda=None, build: Callable | None = None,
+                  progress: bool = True, log=None) -> dict:
     """Measure every architecture not yet in ``out``; returns counts and the per-arch measurement times."""
     import torch
 
     if device.startswith("cuda") and cuda is None and not torch.cuda.is_available():
         raise MeasureError("--device cuda: torch sees no CUDA device here (torch "
                            f"{torch.__version__}); use --device cpu")
+    make_timer(device, cuda, clock)  # validates the clock before anything is built
     if threads:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     if build is None:
         from .model import build_model as build
-    cond = conditions(device, threads, latiter, warmup, beam, src_len, vocab_size, cuda)
+    cond = conditions(device, threads, latiter, warmup, beam, src_len, vocab_size, cuda, clock)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = read_done(out, cond)
     archs = list(archs)
@@ -261,7 +271,7 @@ def measure_archs(archs: Iterable[Arch], out: Path, *, vocab_size: int, device: 
         t0 = time.perf_counter()
         try:
             model = build(arch, vocab_size, qkv_dim=qkv_dim, seed=i).to(device)
-            timing = time_model(model, device, latiter, warmup, beam, src_len, timer or make_timer(device, cuda))
+            timing = time_model(model, device, latiter, warmup, beam, src_len, timer or make_timer(device, cuda, clock))
             del model
         except Exception as exc:  # a broken architecture must not take the run down
             stats["failed"] += 1

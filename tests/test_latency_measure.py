@@ -176,3 +176,14 @@ def test_arch_files_hat_yaml_and_jsonl(tmp_path, root):
     p.write_text('{"encoder_embed_dim": 16}\n')
     with pytest.raises(LM.MeasureError, match="a.jsonl: entry 1: .*missing"):
         LM.read_arch_file(p)
+
+
+def test_process_clock_option_and_bad_clock(tmp_path):
+    import time
+
+    assert LM.make_timer("cpu", clock="process").clock is time.process_time
+    assert LM.make_timer("cpu").clock is time.perf_counter
+    with pytest.raises(LM.MeasureError, match="allowed values"):
+        LM.measure_archs([tiny()], tmp_path / "x.csv", clock="sundial", **TINY)
+    LM.measure_archs([tiny()], tmp_path / "y.csv", clock="process", **TINY)
+    assert _rows(tmp_path / "y.csv")[0]["clock"] == "process"
