@@ -156,7 +156,7 @@ def main(args) -> int:
     plot(agg, args.out / f"{stem}.png", args.teacher)
     md = [f"# LLM-Distill-PP learning curve: suite {suite.name}, teacher `{args.teacher}`, target {args.target}", "",
           f"Student: HAT's 10→400→3×400→1 MLP on the llmas features, {args.steps} steps, batch 128, Adam "
-          f"lr 1e-5{', ' + args.extra if args.extra else ''}; trained on the teacher's labels of the first N pool "
+          f"lr 1e-5, standardised targets{', ' + args.extra if args.extra else ''}; trained on the teacher's labels of the first N pool "
           "architectures (the paper's 3,000 first; smaller pools are seeded subsets of them). Teacher and student "
           "are scored on each split's 20 test architectures; mean ± std over split seeds. Command: "
           f"`python -m bench distill-curve {args.suite} --teacher {args.teacher} --sizes {args.sizes}"
