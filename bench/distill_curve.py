@@ -151,7 +151,7 @@ def main(args) -> int:
     if args.no_write:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{suite.name}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.teacher)}"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{suite.name}-{args.teacher}" + (f"-{args.extra}" if args.extra else ""))
     (args.out / f"{stem}.json").write_text(json.dumps({"rows": rows, "aggregate": agg}, indent=1, default=float))
     plot(agg, args.out / f"{stem}.png", args.teacher)
     md = [f"# LLM-Distill-PP learning curve: suite {suite.name}, teacher `{args.teacher}`, target {args.target}", "",
