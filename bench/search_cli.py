@@ -23,7 +23,7 @@ from predictors.base import Context
 from . import search_report
 from .blas import one_blas_thread
 from .costs import compute_costs
-from .search import Constraint, EvoParams, Scorer, SearchError, evolve
+from .search import Constraint, EvoParams, Genes, Scorer, SearchError, evolve
 from .suite import load_suite
 
 DEFAULT_LATENCY = "hat-latency-released[device=gpu_titanxp]"
@@ -128,8 +128,6 @@ def run_search(task, stage_specs: list[tuple[int, str]], fitted: dict, constrain
     with one_blas_thread():  # batched forwards of small MLPs: see bench.blas
         res = evolve(task.space, stages, constraint, params, seed, progress=progress)
     search_s = time.perf_counter() - t0
-    from .search import Genes
-
     genes = Genes(task.space)
     final = scorers[-1]
     best = genes.arch(res.best)
@@ -232,8 +230,7 @@ def write_run(out: Path, run: dict) -> dict:
     _dump(out / "trajectory.json", run["trajectory"])
     _dump(out / "ledger.json", run["ledger"])
     _dump(out / "spend.json", run["spend"])
-    return {n: str(out / n) for n in ("best.yml", "best.json", "population.json", "trajectory.json", "ledger.json",
-                                      "spend.json")}
+    return {n: n for n in ("best.yml", "best.json", "population.json", "trajectory.json", "ledger.json", "spend.json")}
 
 
 def _print_summary(run: dict, name: str) -> None:
@@ -317,7 +314,8 @@ def main(args) -> int:
         rows = search_report.comparison_rows(runs["main"], base)
         _dump(out / "comparison.json", [dict(zip(["metric", "hybrid", "baseline", "ratio"], r)) for r in rows
                                         if "wall time" not in r[0]])
-        files["comparison.json"] = str(out / "comparison.json")
+        files["comparison.json"] = "comparison.json"
+        files["baseline"] = "baseline/"
     plot_runs = [{"label": "hybrid" if base else "search", "latency": [p["predicted_latency_ms"] or np.nan for p in
                                                                        runs["main"]["population"]],
                   "quality": [p["score"] for p in runs["main"]["population"]]}]
