@@ -21,6 +21,12 @@ class HatMLP:
 
     # ---- inference (numpy) -------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:
+        from .blas import one_blas_thread
+
+        with one_blas_thread():  # small matmuls: BLAS threads only oversubscribe (see bench/blas.py)
+            return self._forward(x)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
         h = np.asarray(x, dtype=np.float32)
         if h.ndim == 1:
             h = h[None, :]
