@@ -111,20 +111,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     if not spec.endswith("]"):
         raise ValueError(f"bad predictor spec {spec!r}: expected name[key=value,...]")
     name, body = spec.split("[", 1)
-    body = body[:-1]
-    parts, depth, cur = [], 0, ""
-    for ch in body:
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-            continue
-        depth += ch == "["
-        depth -= ch == "]"
-        cur += ch
-    if cur.strip():
-        parts.append(cur)
     config: dict[str, Any] = {}
-    for part in parts:
+    for part in split_specs(body[:-1]):
         if "=" not in part:
             raise ValueError(f"bad predictor spec {spec!r}: {part!r} is not key=value")
         k, v = part.split("=", 1)
