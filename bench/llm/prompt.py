@@ -13,6 +13,7 @@ import hashlib
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from functools import lru_cache
 from typing import Sequence
 
@@ -81,7 +82,11 @@ def task_config(task) -> LLMTaskConfig:
         raise PromptError(f"{where}.flops_vocab: must be a positive integer, got {fv!r}")
     if not isinstance(cfg.get("dataset", ""), str):
         raise PromptError(f"{where}.dataset: must be a string, got {cfg['dataset']!r}")
-    return LLMTaskConfig(cfg["templates"].rstrip("/"), ex.get("source"), ex.get("target"), n,
+    folder = cfg["templates"].rstrip("/")
+    local = task.suite.path.parent / folder
+    if local.is_dir():  # a folder next to the suite, else a mirror path of the released templates
+        folder = str(local.resolve())
+    return LLMTaskConfig(folder, ex.get("source"), ex.get("target"), n,
                          cfg.get("dataset", ""), fv)
 
 
@@ -89,6 +94,12 @@ def task_config(task) -> LLMTaskConfig:
 def load_template(folder: str, name: str) -> str:
     if name not in TEMPLATES:
         raise PromptError(f"template {name!r} is not allowed; allowed values: {list(TEMPLATES)}")
+    if folder.startswith("/"):  # the project's own templates (tasks the paper never released prompts for)
+        path = Path(folder) / name
+        if not path.exists():
+            raise PromptError(f"template {name!r} not found in {folder}; this task ships only "
+                              f"{sorted(p.name for p in Path(folder).iterdir())}")
+        return path.read_text(encoding="utf-8")
     return data.fetch(f"{folder}/{name}").read_bytes().decode("utf-8")
 
 
@@ -132,12 +143,19 @@ def gflops(task, arch: Arch, flops_vocab: int | None = None) -> float:
     return compute_costs(arch, vocab, task.space.qkv_dim).total_flops / 1e9
 
 
+def fmt_gflops(g: float) -> str:
+    """The paper's one decimal; tiny models (< 1 GFLOP, e.g. the AmericasNLP space) keep three so they differ."""
+    return ("GFLOPS: %.1f\n" if g >= 1 else "GFLOPS: %.3f\n") % g
+
+
 def value_label(target) -> str:
     """What the demonstrations call the target: the paper's ``BLEU``, or ``Latency`` (ms)."""
     if target.kind == "latency":
         return "Latency"
     if target.unit.upper() == "BLEU" or "bleu" in target.name.lower():
         return "BLEU"
+    if target.unit.lower() == "chrf" or "chrf" in target.name.lower():
+        return "chrF"
     raise PromptError(f"LLM-PP prompts exist for BLEU and latency targets; {target.name!r} (unit "
                       f"{target.unit!r}) is neither")
 
@@ -192,7 +210,7 @@ class PromptBuilder:
     def demo_block(self) -> str:
         out = ""
         for a, v in zip(self.demo_archs, self.demo_values):
-            out += self.arch_lines(a) + "\n" + "GFLOPS: %.1f" % gflops(self.task, a, self.vocab) + "\n"
+            out += self.arch_lines(a) + "\n" + fmt_gflops(gflops(self.task, a, self.vocab))
             out += f"{self.label}: %.2f" % v + "\n\n"
         return out.strip()
 
@@ -224,7 +242,7 @@ class PromptBuilder:
             raise PromptError("default_flops is the paper's architecture *generator* prompt; it has no "
                               "per-architecture query (render it with `bench prompt --template default_flops`)")
         return (self.prefix + "\n\n" + self.arch_lines(arch) + "\n"
-                + "GFLOPS: %.1f\n" % gflops(self.task, arch, self.vocab) + f"{self.label}: ")
+                + fmt_gflops(gflops(self.task, arch, self.vocab)) + f"{self.label}: ")
 
     def template_sha(self) -> str:
         return hashlib.sha256(self.template_text().encode()).hexdigest()[:16]
