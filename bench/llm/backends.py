@@ -149,19 +149,11 @@ class OpenAIBackend(Backend):
                                          timeout=self.timeout)
 
     async def complete(self, messages, temperature, max_tokens):
-        o = self._openai
-        try:
-            # client.post = chat.completions.create minus the TypedDict transform of the 10 KB prompt (1 ms
-            # of CPU per call, the largest part of the harness overhead); auth, errors, timeouts are the SDK's.
-            r = await self.client.post("/chat/completions", cast_to=self._types.ChatCompletion,
-                                       body={"model": self.model, "messages": messages,
-                                             "temperature": temperature, "max_tokens": max_tokens})
-        except (o.APITimeoutError, o.APIConnectionError) as exc:
-            raise Retryable(f"{type(exc).__name__}: {exc}") from None
-        except o.APIStatusError as exc:
-            if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
-                raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response.headers)) from None
-            raise
+        # client.post = chat.completions.create minus the TypedDict transform of the 10 KB prompt (1 ms
+        # of CPU per call, the largest part of the harness overhead); auth, errors, timeouts are the SDK's.
+        r = await _sdk_post(self._openai, self.client, "/chat/completions", self._types.ChatCompletion,
+                            {"model": self.model, "messages": messages, "temperature": temperature,
+                             "max_tokens": max_tokens})
         text = (r.choices[0].message.content or "") if r.choices else ""
         u = r.usage
         return Completion(text, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0,
@@ -169,6 +161,20 @@ class OpenAIBackend(Backend):
 
     async def aclose(self):
         await self.client.close()
+
+
+async def _sdk_post(sdk, client, path, cast_to, body):
+    """POST through an SDK client; transient failures (timeouts, 408/409/429, 5xx) become Retryable.
+
+    The openai and anthropic SDKs share the exception hierarchy, so one mapping serves both."""
+    try:
+        return await client.post(path, cast_to=cast_to, body=body)
+    except (sdk.APITimeoutError, sdk.APIConnectionError) as exc:
+        raise Retryable(f"{type(exc).__name__}: {exc}") from None
+    except sdk.APIStatusError as exc:
+        if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
+            raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response.headers)) from None
+        raise
 
 
 class AnthropicBackend(Backend):
@@ -183,17 +189,9 @@ class AnthropicBackend(Backend):
         self.client = anthropic.AsyncAnthropic(base_url=self.base_url or None, max_retries=0, timeout=self.timeout)
 
     async def complete(self, messages, temperature, max_tokens):
-        a = self._anthropic
-        try:
-            r = await self.client.post("/v1/messages", cast_to=self._types.Message,  # = messages.create
-                                       body={"model": self.model, "messages": messages,
-                                             "temperature": temperature, "max_tokens": max_tokens})
-        except (a.APITimeoutError, a.APIConnectionError) as exc:
-            raise Retryable(f"{type(exc).__name__}: {exc}") from None
-        except a.APIStatusError as exc:
-            if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
-                raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response.headers)) from None
-            raise
+        r = await _sdk_post(self._anthropic, self.client, "/v1/messages", self._types.Message,  # = messages.create
+                            {"model": self.model, "messages": messages, "temperature": temperature,
+                             "max_tokens": max_tokens})
         text = "".join(getattr(b, "text", "") for b in r.content)
         return Completion(text, r.usage.input_tokens or 0, r.usage.output_tokens or 0, getattr(r, "model", "") or "")
 
