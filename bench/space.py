@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 # Field order is HAT's arch_info order; the per-layer fields are tuples.
 SCALAR_FIELDS = ("encoder_embed_dim", "encoder_layer_num", "decoder_embed_dim", "decoder_layer_num")
@@ -304,10 +304,6 @@ def parse_arch(obj: Any) -> Arch:
     if isinstance(obj, (list, tuple)) and obj and isinstance(obj[0], str):
         return Arch.from_arch_info(obj)
     raise ArchError(f"cannot parse an architecture from {type(obj).__name__}")
-
-
-def archs_keys(archs: Iterable[Arch]) -> list[str]:
-    return [a.key() for a in archs]
 
 
 __all__ = ["Arch", "ArchError", "SearchSpace", "parse_arch", "FIELD_ORDER", "HAT_NAMES"]
