@@ -54,14 +54,20 @@ def fine_features(arch: Arch, space: SearchSpace) -> np.ndarray:
 
 
 def encode(archs: Sequence[Arch], kind: str = "hat", space: SearchSpace | None = None) -> np.ndarray:
+    """One row per architecture, also for none (shape (0, width)): predictors may be asked about no architecture."""
     if kind == "hat":
-        return np.array([hat_raw(a) for a in archs]) / HAT_FEATURE_NORM
+        return _rows([hat_raw(a) for a in archs], 10) / HAT_FEATURE_NORM
     if kind == "hat_raw":
-        return np.array([hat_raw(a) for a in archs])
+        return _rows([hat_raw(a) for a in archs], 10)
     if kind == "llmas":
-        return np.array([llmas_features(a) for a in archs])
+        return _rows([llmas_features(a) for a in archs], 10)
     if kind == "fine":
         if space is None:
             raise ValueError("the 'fine' encoding needs the search space")
-        return np.array([fine_features(a, space) for a in archs])
+        width = 4 + 2 * space.max_encoder_layers + 4 * space.max_decoder_layers
+        return _rows([fine_features(a, space) for a in archs], width)
     raise ValueError(f"unknown feature encoding {kind!r}; allowed: ['fine', 'hat', 'hat_raw', 'llmas']")
+
+
+def _rows(vectors: list, width: int) -> np.ndarray:
+    return np.array(vectors, dtype=float).reshape(len(vectors), width)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -124,7 +125,20 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
 def format_spec(name: str, config: dict[str, Any]) -> str:
     if not config:
         return name
-    return name + "[" + ",".join(f"{k}={v}" for k, v in config.items()) + "]"
+    return name + "[" + ",".join(f"{k}={_scalar(v)}" for k, v in config.items()) + "]"
+
+
+def _scalar(v: Any) -> str:
+    """A value as parse_spec reads it back: YAML's null, and floats YAML 1.1 takes for floats (1.0e-05, not 1e-05)."""
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return ".nan" if v != v else (".inf" if v > 0 else "-.inf")
+        text = repr(v)
+        mant, _, exp = text.partition("e")
+        return f"{mant if '.' in mant else mant + '.0'}e{exp}" if exp else text
+    return str(v)
 
 
 def split_specs(text: str) -> list[str]:

@@ -36,6 +36,8 @@ class _SklearnRegressor(Predictor):
         return self
 
     def predict(self, archs):
+        if not len(archs):  # scikit-learn refuses an empty matrix
+            return np.zeros(0)
         with one_blas_thread():
             return np.asarray(self.model.predict(self._x(archs)), dtype=float)
 

@@ -135,7 +135,8 @@ class ZCVote(_ProxyInputs):
 
     def predict(self, archs):
         rows = self._scores(archs, self.VOTERS)
-        s = np.array([[_transform(n, r[n]["score"]) for n in self.VOTERS] for r in rows], dtype=float)
+        s = np.array([[_transform(n, r[n]["score"]) for n in self.VOTERS] for r in rows],
+                     dtype=float).reshape(len(rows), len(self.VOTERS))  # also for no architecture
         ok = np.isfinite(s).all(axis=1)
         wins = np.full(len(rows), np.nan)
         for i in np.flatnonzero(ok):
@@ -173,7 +174,7 @@ class ZCAll(_ProxyInputs):
         for a, r in zip(archs, rows):
             c = compute_costs(a, task.vocab_size, task.space.qkv_dim)
             x.append([_transform(n, r[n]["score"]) for n in PROXIES] + [math.log(c.params), math.log(c.total_flops)])
-        x = np.array(x, dtype=float)
+        x = np.array(x, dtype=float).reshape(len(archs), len(PROXIES) + 2)  # also for no architecture
         bad = ~np.isfinite(x)
         self._imputed = getattr(self, "_imputed", 0) + int(bad.sum())
         return np.where(bad, np.nan, x)
@@ -200,6 +201,8 @@ class ZCAll(_ProxyInputs):
         return self
 
     def predict(self, archs):
+        if not len(archs):  # scikit-learn refuses an empty matrix
+            return np.zeros(0)
         return np.asarray(self.model.predict(self._x(archs)), dtype=float)
 
     def details(self):
