@@ -61,8 +61,10 @@ def cmd_run(args) -> int:
     results = res.to_json()
     if args.format == "json":
         print(json.dumps(results["results"], indent=1))
-    elif args.format == "csv":
-        print(report.to_csv(results), end="")
+    elif args.format == "csv":  # the tidy frame of bench.load_results: one row per ... x metric x seed
+        from .api import to_frame
+
+        print(to_frame(results).to_csv(index=False), end="")
     else:
         print(report.markdown(results))
     if not args.no_write:

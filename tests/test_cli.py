@@ -87,7 +87,7 @@ def test_subset_formats_and_all_targets(root, tmp_path):
     r = bench("run", "suites/wmt19.yaml", "--predictors", "mean,flops", "--targets", "all", "--format", "csv",
               "--no-write", "--no-progress", cwd=root)
     lines = r.stdout.splitlines()
-    assert lines[0] == "task,target,predictor,metric,mean,std"
+    assert lines[0] == "task,target,predictor,metric,seed,value"
     assert {line.split(",")[1] for line in lines[1:]} == {"valid_bleu", "test_bleu", "latency_ms"}
     assert {line.split(",")[2] for line in lines[1:]} == {"mean", "flops"}
     assert not (tmp_path / "reports").exists()
