@@ -37,7 +37,7 @@ class HatMLP:
         return h[:, 0].astype(float)
 
     # ---- weights ------------------------------------------------------------
-    def load_state_dict(self, sd: dict) -> "HatMLP":
+    def load_state_dict(self, sd: dict) -> HatMLP:
         names = ["first_layer"] + [f"layers.{i}" for i in range(self.hidden_layers)] + ["predict"]
         self.weights = [(np.asarray(sd[f"{n}.weight"], dtype=np.float32), np.asarray(sd[f"{n}.bias"], dtype=np.float32))
                         for n in names]
@@ -51,7 +51,7 @@ class HatMLP:
         return out
 
     @classmethod
-    def load(cls, path: str | Path) -> "HatMLP":
+    def load(cls, path: str | Path) -> HatMLP:
         """HAT's released predictors are legacy (pre-1.6) torch pickles; torch.load still reads them."""
         import torch
 
@@ -60,7 +60,7 @@ class HatMLP:
 
     # ---- training (torch) ---------------------------------------------------
     def fit(self, x: np.ndarray, y: np.ndarray, steps: int = 5000, batch_size: int = 128, lr: float = 1e-5,
-            seed: int = 123) -> "HatMLP":
+            seed: int = 123) -> HatMLP:
         import torch
         from torch import nn
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 # Field order is HAT's arch_info order; the per-layer fields are tuples.
 SCALAR_FIELDS = ("encoder_embed_dim", "encoder_layer_num", "decoder_embed_dim", "decoder_layer_num")
@@ -97,7 +98,7 @@ class Arch:
 
     # ---- construction -------------------------------------------------
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Arch":
+    def from_dict(cls, d: Mapping[str, Any]) -> Arch:
         """From our field names, HAT YAML names, or a HAT config dict with lists padded to the max layer count."""
         norm: dict[str, Any] = {_field_name(k): v for k, v in d.items()}
         missing = [f for f in FIELD_ORDER if f not in norm]
@@ -118,7 +119,7 @@ class Arch:
         return cls(**kw)
 
     @classmethod
-    def from_arch_info(cls, lines: Sequence[str]) -> "Arch":
+    def from_arch_info(cls, lines: Sequence[str]) -> Arch:
         """From llmas ``arch_info`` strings such as ``"decoder-layer-num-subtransformer: 2"``."""
         d = {}
         for line in lines:
@@ -133,7 +134,7 @@ class Arch:
 
     # ---- views --------------------------------------------------------
     def to_dict(self) -> dict:
-        return {f: (list(getattr(self, f)) if isinstance(getattr(self, f), tuple) else getattr(self, f)) for f in FIELD_ORDER}
+        return {f: list(v) if isinstance(v, tuple) else v for f in FIELD_ORDER for v in (getattr(self, f),)}
 
     def to_arch_info(self) -> list[str]:
         """The llmas prompt lines, formatted exactly as in the released JSONL files."""
@@ -194,7 +195,7 @@ class SearchSpace:
     name: str = ""
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], name: str = "", where: str = "search_space") -> "SearchSpace":
+    def from_config(cls, cfg: Mapping[str, Any], name: str = "", where: str = "search_space") -> SearchSpace:
         """From a suite's ``search_space`` mapping (our field names or HAT's ``*-choice`` names)."""
         choices: dict[str, tuple] = {}
         qkv = 512

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class LLMPP(Predictor):
         return self._pb
 
     # ---- estimator API ------------------------------------------------------
-    def fit(self, archs: Sequence[Arch], y: np.ndarray) -> "LLMPP":
+    def fit(self, archs: Sequence[Arch], y: np.ndarray) -> LLMPP:
         """Demonstrations: the first ``demos`` training architectures, in the order given (file order)."""
         self._builder().set_demos(archs, y)
         return self
@@ -123,11 +123,12 @@ class LLMPP(Predictor):
             raise ValueError(f"llm-pp: samples={K} must be >= 1")
         tsha = pb.template_sha()
         reqs, keys = [], []
-        for i, a in enumerate(archs):
+        sampling = dict(params, parse=c["parse"], chat=bool(c["chat"]))
+        for a in archs:
             msgs = [{"role": "user", "content": pb.query(a)}]
             row = []
             for k in range(K):
-                key = C.request_key(provider, model, base_url, msgs, dict(params, parse=c["parse"], chat=bool(c["chat"])), k, tsha)
+                key = C.request_key(provider, model, base_url, msgs, sampling, k, tsha)
                 reqs.append(C.Request(key, msgs, params["temperature"], params["max_tokens"],
                                       {"provider": provider, "model": model, "sample": k, "template": c["template"]}))
                 row.append(key)

@@ -172,6 +172,7 @@ def test_cli_outputs_are_byte_identical_for_the_same_seed(tmp_path, root, monkey
     for name in compared:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     import json
+
     import yaml
 
     best = yaml.safe_load((a / "best.yml").read_text())

@@ -59,7 +59,7 @@ class LocalLLMServer:
         self._server = None
 
     # ---- lifecycle ------------------------------------------------------------
-    def start(self) -> "LocalLLMServer":
+    def start(self) -> LocalLLMServer:
         ready = threading.Event()
 
         def run():

@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from functools import lru_cache
-from typing import Sequence
+from pathlib import Path
 
 from .. import data
 from ..costs import compute_costs
@@ -190,14 +190,14 @@ class PromptBuilder:
         self.demo_archs: list[Arch] = []
         self.demo_values: list[float] = []
 
-    def set_demos(self, archs: Sequence[Arch], values: Sequence[float]) -> "PromptBuilder":
+    def set_demos(self, archs: Sequence[Arch], values: Sequence[float]) -> PromptBuilder:
         """Demonstrations = the first ``demos`` training architectures in file order."""
         self.demo_archs = list(archs)[: self.demos]
         self.demo_values = [float(v) for v in values][: self.demos]
         self._prefix = None
         return self
 
-    def demos_from_split(self) -> "PromptBuilder":
+    def demos_from_split(self) -> PromptBuilder:
         train, _ = self.task.split(self.seed)
         train = [r for r in train if r.targets.get(self.target) == r.targets.get(self.target)]  # drop nan
         return self.set_demos([r.arch for r in train], [r.targets[self.target] for r in train])
