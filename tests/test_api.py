@@ -20,6 +20,12 @@ def test_import_bench_loads_neither_pandas_nor_torch(root):
     assert out.stdout.strip() == "[]"
 
 
+def test_bench_run_stays_the_api_function_once_the_runner_is_imported():
+    import bench.runner  # noqa: F401  (a submodule named bench/run.py would replace bench.run here)
+
+    assert callable(bench.run) and bench.run.__module__ == "bench.api"
+
+
 def test_load_results_is_one_row_per_task_target_predictor_metric_seed(root):
     path = root / "reports" / "wmt14" / "results.json"
     results = json.loads(path.read_text())
