@@ -72,7 +72,7 @@ class Genes:
             s = self.slices
             ne, nd = gene[s["encoder_layer_num"][0]], gene[s["decoder_layer_num"][0]]
             kw = {}
-            for f, (i, j) in s.items():
+            for f, (i, _) in s.items():
                 if f in SCALAR_FIELDS:
                     kw[f] = gene[i]
                 else:
@@ -274,9 +274,10 @@ def evolve(space: SearchSpace, stages: list[tuple[int, Scorer]], constraint: Con
             if bar:
                 bar.update(1)
             break
+        # fill() calls the lambdas at once, in this iteration: binding `parents` late is what we want
         mutants = fill(params.mutations,
-                       lambda: genes.mutate(rng.choice(parents), params.mutation_prob, rng))
-        crosses = fill(params.crossovers, lambda: Genes.crossover(*rng.sample(parents, 2), rng))
+                       lambda: genes.mutate(rng.choice(parents), params.mutation_prob, rng))  # noqa: B023
+        crosses = fill(params.crossovers, lambda: Genes.crossover(*rng.sample(parents, 2), rng))  # noqa: B023
         popu = parents + mutants + crosses
         iter_s.append(time.perf_counter() - t0)
         if bar:
