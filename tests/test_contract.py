@@ -9,7 +9,7 @@ checked for what the harness relies on:
 - ``describe()``, ``cost()`` and ``details()`` are plain JSON (they land in results.json);
 - ``supports()`` has no side effects: no file written (cache entries included), no network connection;
 - ``fit`` returns self; ``predict`` returns one float per architecture (nan, never inf, where it failed),
-  also for an empty list, and the same values when asked twice.
+  also for an empty list, and the same values when asked twice; a predictor that runs here stays offline.
 
 Fit/predict run on a tiny task (a 12-architecture ``records`` suite over a small space, vocabulary 64) and,
 for a predictor the tiny task does not support (released supernet replays), on the real WMT'14 En-De task.
@@ -146,22 +146,31 @@ def test_spec_round_trips(name, tasks):
 
 
 # ---------------------------------------------------------------- supports() is a pure question
-@pytest.mark.parametrize("name", NAMES)
-def test_supports_has_no_side_effects(name, tasks, tmp_path, monkeypatch):
-    cache = Path(os.environ["BENCH_CACHE_DIR"])
-    monkeypatch.chdir(tmp_path)
-    connects = []
+@pytest.fixture
+def connects(monkeypatch):
+    """Network attempts (connections, name lookups), refused and recorded: predictors that run here are offline."""
+    seen = []
     real_connect = socket.socket.connect
 
     def connect(sock, address):
         if sock.family in (socket.AF_INET, socket.AF_INET6):
-            connects.append(address)
+            seen.append(address)
             raise OSError(f"the contract test forbids network connections ({address})")
         return real_connect(sock, address)
 
+    def getaddrinfo(*args, **kwargs):
+        seen.append(args)
+        raise OSError("the contract test forbids name lookups")
+
     monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: connects.append(a) or (_ for _ in ()).throw(
-        OSError("the contract test forbids name lookups")))
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return seen
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_supports_has_no_side_effects(name, tasks, tmp_path, monkeypatch, connects):
+    cache = Path(os.environ["BENCH_CACHE_DIR"])
+    monkeypatch.chdir(tmp_path)
 
     def files():
         return {str(p): p.stat().st_mtime_ns for base in (cache, tmp_path) if base.exists() for p in base.rglob("*")}
@@ -191,7 +200,7 @@ def shared_cache(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_fit_returns_self_and_predict_gives_one_float_per_arch(name, tasks, shared_cache, monkeypatch):
+def test_fit_returns_self_and_predict_gives_one_float_per_arch(name, tasks, shared_cache, monkeypatch, connects):
     monkeypatch.setenv("BENCH_CACHE_DIR", shared_cache)
     found, why = _where_it_runs(name, tasks)
     if found is None:
@@ -210,3 +219,4 @@ def test_fit_returns_self_and_predict_gives_one_float_per_arch(name, tasks, shar
     _plain_json(pred.describe(), f"{name}.describe() after fit")
     _plain_json(pred.cost(), f"{name}.cost()")
     _plain_json(pred.details(), f"{name}.details()")
+    assert not connects, f"{name} opened network connections: {connects}"
