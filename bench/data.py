@@ -185,12 +185,34 @@ def fetch_url(url: str, sha256: str) -> Path:
     return _download(url, cached, sha256, url)
 
 
+def check_spec(spec, where: str) -> None:
+    """Validate a suite's file spec without reading it (``bench validate --no-data`` and suite loading)."""
+    if isinstance(spec, str):
+        return
+    if not isinstance(spec, dict):
+        raise DataError(f"{where}: must be a mirror path or a mapping {{path: ...}} / {{url: ..., sha256: ...}}")
+    kinds = [k for k in ("path", "url", "mirror") if k in spec]
+    if len(kinds) != 1:
+        raise DataError(f"{where}: give exactly one of 'path', 'url' or 'mirror', got {sorted(spec)}")
+    bad = set(spec) - {"path", "url", "mirror", "sha256"}
+    if bad:
+        raise DataError(f"{where}: unknown key(s) {sorted(bad)}; allowed keys: ['mirror', 'path', 'sha256', 'url']")
+    if "url" in spec and not spec.get("sha256"):
+        raise DataError(f"{where}: url {spec['url']!r} has no sha256; add sha256: <hex digest of the file> "
+                        f"(a remote file is only used when its checksum matches)")
+    sha = spec.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and len(sha) == 64
+                                and all(c in "0123456789abcdef" for c in sha.lower())):
+        raise DataError(f"{where}: sha256 {sha!r} is not a 64-digit hex digest")
+
+
 def resolve(spec, base_dir: Path | None = None) -> Path:
     """A file spec from a suite: a mirror path string, ``{path: ...}``, ``{url:, sha256:}`` or ``{mirror: ...}``."""
     if isinstance(spec, str):
         return fetch(spec)
     if "mirror" in spec:
         return fetch(spec["mirror"])
+    check_spec(spec, "file")
     if "url" in spec:
         return fetch_url(spec["url"], spec["sha256"])
     p = Path(spec["path"])

@@ -53,6 +53,9 @@ def fine_features(arch: Arch, space: SearchSpace) -> np.ndarray:
     return np.array(out, dtype=float)
 
 
+ENCODINGS = ("fine", "hat", "hat_raw", "llmas")
+
+
 def encode(archs: Sequence[Arch], kind: str = "hat", space: SearchSpace | None = None) -> np.ndarray:
     if kind == "hat":
         return np.array([hat_raw(a) for a in archs]) / HAT_FEATURE_NORM

@@ -19,6 +19,7 @@ from predictors.base import Context
 from . import data
 from . import metrics as M
 from . import provenance
+from .cache import CacheError
 from .run import Run
 from .suite import Suite, SuiteError
 
@@ -31,6 +32,7 @@ class RunResult:
     rows: list[dict] = field(default_factory=list)  # aggregated
     configs: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    produced: set = field(default_factory=set)  # requested specs that produced at least one scored row
 
     def to_json(self) -> dict:
         return {
@@ -147,6 +149,8 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
             p_te = np.asarray(pred.predict([r.arch for r in test]), dtype=float)
             t2 = time.perf_counter()
             p_tr = None if pred.on_target_scale else np.asarray(pred.predict([r.arch for r in train]), dtype=float)
+        except CacheError:
+            raise  # a broken cache breaks every predictor: stop with its advice, not "failed on every seed"
         except Exception as exc:  # a broken predictor must not take the run down
             run.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=3))
             result.runs.append(run)
@@ -178,6 +182,7 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
                   if r["task"] == task.name and r["target"] == target.name and r["predictor"] == spec]
         _skip(result, task, target, spec, f"failed on every seed: {errors[0] if errors else 'unknown error'}")
         return
+    result.produced.add(spec)
     pspec = next(iter(per_seed.values()))["predictor"]
     all_names = sorted({m for r in per_seed.values() for m in r["metrics"]}, key=names.index)
     base = {"task": task.name, "target": target.name, "predictor": pspec}

@@ -60,6 +60,9 @@ class Task:
         self.where = where
         self.name: str = cfg["name"]
         self.vocab_size: int | None = cfg.get("vocab_size")
+        if self.vocab_size is not None and (isinstance(self.vocab_size, bool) or not isinstance(self.vocab_size, int)
+                                            or self.vocab_size <= 0):
+            raise SuiteError(f"{suite.path}: {where}.vocab_size: must be a positive integer, got {self.vocab_size!r}")
         self.notes: list[str] = list(cfg.get("notes") or [])
         space_cfg = cfg.get("search_space")
         if isinstance(space_cfg, str):
@@ -144,10 +147,21 @@ class Suite:
         self.cfg = cfg
         _check_keys(self.path, "", cfg, SUITE_KEYS, required={"name", "tasks"})
         self.name: str = str(cfg["name"])
-        self.predictors: list[str] = list(cfg.get("predictors") or [])
-        self.gate: dict[str, float] = dict(cfg.get("gate") or {})
+        preds = cfg.get("predictors") or []
+        if not isinstance(preds, list) or not all(isinstance(p, str) and p.strip() for p in preds):
+            raise SuiteError(f"{self.path}: predictors: must be a list of predictor specs, e.g. [mean, gp], "
+                             f"got {preds!r}")
+        self.predictors: list[str] = list(preds)
+        gate = cfg.get("gate") or {}
+        if not isinstance(gate, dict):
+            raise SuiteError(f"{self.path}: gate: must map metric -> tolerance, e.g. {{kendall: 0.02}}")
+        self.gate: dict[str, float] = dict(gate)
+        from .metrics import METRICS
+
         for metric, tol in self.gate.items():
-            if not isinstance(tol, (int, float)) or tol < 0:
+            if metric not in METRICS:
+                raise SuiteError(f"{self.path}: gate.{metric}: unknown metric; allowed keys: {sorted(METRICS)}")
+            if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
                 raise SuiteError(f"{self.path}: gate.{metric}: tolerance must be a non-negative number, got {tol!r}")
         tasks = cfg["tasks"]
         if not isinstance(tasks, list) or not tasks:
