@@ -85,6 +85,13 @@ def _writable_dir(out: Path) -> None:
         raise UsageError(f"--out {out}: not writable ({exc.strerror or exc}); choose a folder you can write") from None
 
 
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
 def run_dir(suite_name: str, root: Path = Path("runs")) -> Path:
     """A new runs/<suite>/<UTC time>/ folder (git-ignored), never an existing one."""
     import datetime as dt
@@ -151,10 +158,11 @@ def cmd_run(args) -> int:
     if explicit and not specs:
         raise UsageError("--predictors: empty list; give comma-separated specs, e.g. --predictors mean,gp")
     check_specs(specs, "--predictors" if explicit else f"{suite.path}: predictors")
-    out = None
+    out, made = None, False
     if not args.no_write:
         out = args.out or run_dir(suite.name)
         if args.out:
+            made = not out.exists()
             _writable_dir(out)
     options = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k, None) not in (None, False)}
     run = Run(options=options)
@@ -173,8 +181,10 @@ def cmd_run(args) -> int:
     if problems:
         for p in problems:
             print(f"error: {args.suite}: {p}", file=sys.stderr)
-        print("error: nothing was written" + (f" (an earlier result in {args.out} is untouched)" if args.out else ""),
-              file=sys.stderr)
+        if made:
+            _remove_if_empty(out)
+        print("error: nothing was written" + (f" (an earlier result in {args.out} is untouched)"
+                                              if args.out and not made else ""), file=sys.stderr)
         return 1
     if out is not None:
         md, js = report.write(results, out)
@@ -247,6 +257,9 @@ def cmd_check(args) -> int:
         check_specs(preds, "--predictors" if args.predictors else f"--baseline {baseline_path}")
         targets = sorted({r["target"] for r in baseline["results"]})
         new = run_suite(suite, predictors=preds, targets=targets or None, progress=False).to_json()
+        if args.predictors:  # gate only what was re-run
+            ran = {r["predictor"] for r in new["results"]} | set(preds)
+            baseline = dict(baseline, results=[r for r in baseline["results"] if r["predictor"] in ran])
     ok, text = compare(new, baseline, suite.gate)
     print(text)
     print(f"gate {'passed' if ok else 'FAILED'} for suite {suite.name} against {baseline_path} "

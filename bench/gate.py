@@ -21,7 +21,7 @@ def compare(new: dict, baseline: dict, tolerance: dict[str, float]) -> tuple[boo
             continue
         tol = tolerance[metric]
         new_v = b.get(key)
-        if new_v is None:
+        if key not in b:
             rows.append([*key[:3], metric, _f(old), "missing", "", "FAIL (missing)"])
             failed = True
             continue

@@ -158,7 +158,10 @@ def check_spec(spec: str) -> tuple[str, dict[str, Any]]:
     if why:
         raise SpecError(f"predictor spec {spec!r}: {why}")
     if name == "distill" and isinstance(config.get("teacher"), str):
-        check_spec(config["teacher"])
+        try:
+            check_spec(config["teacher"])
+        except SpecError as exc:
+            raise SpecError(f"predictor spec {spec!r}: teacher: {exc}") from None
     return name, config
 
 

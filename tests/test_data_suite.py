@@ -173,7 +173,7 @@ def test_user_records_suite(tmp_path):
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     p = _suite(tmp_path, "name: mine\npredictors: [mean, params, linear]\ntasks:\n  - name: a\n    vocab_size: 1000\n"
                          "    source: {kind: records, file: {path: m.jsonl}, targets: {bleu: {unit: BLEU}}, "
-                         "train_size: 4, seeds: [0, 1]}" + SPACE)
+                         "train_size: 4, seeds: [0, 1], duplicates: keep}" + SPACE)
     res = run_suite(load_suite(p), progress=False).to_json()
     kt = {r["predictor"]: r for r in res["results"] if r["metric"] == "kendall"}
     assert set(kt) == {"mean", "params", "linear"} and set(kt["params"]["per_seed"]) == {"0", "1"}
