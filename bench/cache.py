@@ -41,6 +41,24 @@ def move_aside(path: Path) -> Path:
     return dest
 
 
+def _alive(owner: str) -> bool:
+    """Is the process that made a claim still running?  Owners start with ``<hostname>:<pid>-``; a claim of a
+    killed process on this host is taken over at once, one from another host only when it expires."""
+    import socket
+
+    host, _, rest = owner.partition(":")
+    pid = rest.split("-", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 class Cache:
     def __init__(self, path: str | Path | None = None, namespace: str = "default"):
         self.path = Path(path) if path else cache_dir() / "cache.sqlite"
@@ -70,6 +88,8 @@ class Cache:
         c = self._conn()
         c.execute("CREATE TABLE IF NOT EXISTS kv (ns TEXT, key TEXT, value TEXT, "
                   "created REAL DEFAULT (julianday('now')), PRIMARY KEY (ns, key))")
+        c.execute("CREATE TABLE IF NOT EXISTS claims (ns TEXT, key TEXT, owner TEXT, expires REAL, "
+                  "PRIMARY KEY (ns, key))")
         c.execute("SELECT COUNT(*) FROM kv WHERE ns=? AND key=''", (self.namespace,)).fetchone()
 
     def _conn(self) -> sqlite3.Connection:
@@ -139,6 +159,37 @@ class Cache:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    # ---- claims: two processes sharing one cache compute (or pay for) a value once --------------------
+    def claim(self, key: str, owner: str, ttl: float) -> bool:
+        """Claim ``key`` for ``owner`` for ``ttl`` seconds; False while another owner's claim is alive.
+
+        A claim is a row in the same SQLite file, taken in one IMMEDIATE transaction, so it is atomic across
+        processes; an expired claim (its owner was killed) is taken over."""
+        import time
+
+        now = time.time()
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT owner, expires FROM claims WHERE ns=? AND key=?",
+                               (self.namespace, key)).fetchone()
+            mine = row is None or row[0] == owner or row[1] < now or not _alive(row[0])
+            if mine:
+                conn.execute("INSERT OR REPLACE INTO claims (ns, key, owner, expires) VALUES (?, ?, ?, ?)",
+                             (self.namespace, key, owner, now + ttl))
+            conn.execute("COMMIT")
+            return mine
+        except sqlite3.DatabaseError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._failed(exc) from None
+
+    def release(self, key: str, owner: str) -> None:
+        try:
+            self._conn().execute("DELETE FROM claims WHERE ns=? AND key=? AND owner=?", (self.namespace, key, owner))
+        except sqlite3.DatabaseError as exc:
+            raise self._failed(exc) from None
 
     def __len__(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM kv WHERE ns=?", (self.namespace,)).fetchone()[0]

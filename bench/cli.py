@@ -123,27 +123,27 @@ def point_latest(out: Path) -> Path:
     return latest
 
 
-def verdict(res, specs: list[str], explicit: bool, budget: dict) -> list[str]:
-    """Why this run failed (empty: it did not).  Nothing ran = failure; a predictor the user asked for by name
-    that produced no row anywhere = failure; a row at 0% coverage = failure.  A suite-default predictor skipped
-    here (llm-pp without a key) stays a note in the leaderboard."""
-    rows = res.rows
-    problems = []
-    if not rows:
+def verdict(res, specs: list[str], explicit: bool, budget: dict) -> tuple[list[str], list[str]]:
+    """(problems, warnings).  Problems fail the run: nothing ran (every predictor skipped or failed, whether the
+    user named them or the suite did), or a row at 0% coverage (a budget spent before that row got an answer,
+    a predictor that only returned NaN).  A predictor the user named that produced nothing while others ran is
+    a warning on stderr; a suite-default one skipped here (llm-pp without a key) stays a note in the leaderboard."""
+    problems, warnings = [], []
+    if not res.rows:
         reasons = sorted({f"{s['predictor']}: {s['reason']}" for s in res.skipped})
-        problems.append("nothing ran: every predictor was skipped or failed (" + "; ".join(reasons[:3])
-                        + ("; ..." if len(reasons) > 3 else "") + ")")
-        return problems
+        problems.append("nothing ran: every " + ("requested " if explicit else "") + "predictor was skipped or "
+                        "failed (" + "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "") + ")")
+        return problems, warnings
     if explicit:
         for spec in specs:
             if spec not in res.produced:
                 why = next((s["reason"] for s in res.skipped if s["predictor"] == spec), "no result")
-                problems.append(f"--predictors {spec}: produced no result ({why})")
-    for r in rows:
+                warnings.append(f"--predictors {spec}: produced no result ({why})")
+    for r in res.rows:
         if r["metric"] == "coverage" and r["mean"] is not None and not r["mean"] > 0:
             cause = f" (budget {budget} spent)" if budget else ""
             problems.append(f"{r['task']}/{r['target']}/{r['predictor']}: 0% coverage{cause}; no prediction was made")
-    return problems
+    return problems, warnings
 
 
 def cmd_run(args) -> int:
@@ -171,13 +171,15 @@ def cmd_run(args) -> int:
                     targets=args.targets.split(",") if args.targets else None,
                     progress=not args.no_progress, run=run)
     results = res.to_json()
-    problems = verdict(res, specs, explicit, run.budget)
+    problems, warnings = verdict(res, specs, explicit, run.budget)
     if args.format == "json":
         print(report.dumps(results["results"]))
     elif args.format == "csv":
         print(report.to_csv(results), end="")
     else:
         print(report.markdown(results))
+    for w in warnings:
+        print(f"warning: {args.suite}: {w}", file=sys.stderr)
     if problems:
         for p in problems:
             print(f"error: {args.suite}: {p}", file=sys.stderr)
