@@ -393,3 +393,17 @@ def test_console_script_is_declared():
     assert '[project.scripts]\nbench = "bench.cli:main"' in text
     tox = (ROOT / "tox.ini").read_text()
     assert all(f"[testenv:{e}]" in tox for e in ("py", "gate", "reports", "lint")) and "python -m pytest" in tox
+
+
+def test_main_job_on_a_fresh_machine_needs_no_mirror_and_no_network(tmp_path):
+    """README's main job with no BENCH_DATA_DIR, an empty cache and downloads refused (BENCH_OFFLINE=1)."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_DATA_DIR"}
+    env.update(BENCH_CACHE_DIR=str(tmp_path / "cache"), BENCH_OFFLINE="1", PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "bench", "run", WMT14, "--no-progress"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert (tmp_path / "runs" / "wmt14" / "latest" / "leaderboard.md").exists()
+    assert not (tmp_path / "cache" / "data").exists()  # nothing was fetched
