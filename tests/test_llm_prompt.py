@@ -9,7 +9,7 @@ import pytest
 
 from bench.llm.client import parse_value
 from bench.llm.prompt import RENAMED, TEMPLATES, PromptBuilder, PromptError, sample_indices, task_config
-from bench.space import HAT_NAMES, Arch
+from bench.space import HAT_NAMES
 from bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,6 @@ Every bad-input case: exit code, no traceback, the message names the file or fla
 import json
 import math
 import subprocess
-import textwrap
 from pathlib import Path
 
 import numpy as np
