@@ -73,7 +73,7 @@ def check_specs(specs, where: str) -> None:
             raise UsageError(f"{where}: {exc}") from None
 
 
-def _writable_dir(out: Path) -> None:
+def _writable_dir(out: Path, flag: str = "--out ") -> None:
     """Fail before running (not after an hour of LLM calls) when --out cannot be written."""
     import tempfile
 
@@ -82,7 +82,8 @@ def _writable_dir(out: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
             pass
     except OSError as exc:
-        raise UsageError(f"--out {out}: not writable ({exc.strerror or exc}); choose a folder you can write") from None
+        raise UsageError(f"{flag}{out}: not writable ({exc.strerror or exc}); choose a folder you can write"
+                         + ("" if flag else " with --out")) from None
 
 
 def _remove_if_empty(path: Path) -> None:
@@ -161,9 +162,8 @@ def cmd_run(args) -> int:
     out, made = None, False
     if not args.no_write:
         out = args.out or run_dir(suite.name)
-        if args.out:
-            made = not out.exists()
-            _writable_dir(out)
+        made = not out.exists()
+        _writable_dir(out if args.out else out.parent, "--out " if args.out else "")  # fail before running
     options = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k, None) not in (None, False)}
     run = Run(options=options)
     res = run_suite(suite, predictors=specs,
@@ -189,7 +189,11 @@ def cmd_run(args) -> int:
                                               if args.out and not made else ""), file=sys.stderr)
         return 1
     if out is not None:
-        md, js = report.write(results, out)
+        try:
+            md, js = report.write(results, out)
+        except OSError as exc:
+            raise UsageError(f"{'--out ' if args.out else ''}{out}: cannot write the results ({exc.strerror or exc})"
+                             f"; choose a folder you can write with --out") from None
         latest = "" if args.out else f" ({point_latest(out)} points at it)"
         print(f"wrote {md} and {js}{latest}", file=sys.stderr)
     return 0
@@ -243,6 +247,15 @@ def _read_json(path: Path, flag: str) -> dict:
     return obj
 
 
+def default_baseline(suite) -> Path:
+    """The committed reports/<suite>/results.json: under the working directory, else next to the suite's folder."""
+    here = Path("reports") / suite.name / "results.json"
+    if here.exists():
+        return here
+    beside = suite.path.resolve().parent.parent / "reports" / suite.name / "results.json"
+    return beside if beside.exists() else here
+
+
 def cmd_check(args) -> int:
     from predictors.registry import split_specs
 
@@ -250,7 +263,7 @@ def cmd_check(args) -> int:
     from .runner import run_suite
 
     suite = load_suite(args.suite)
-    baseline_path = args.baseline or Path("reports") / suite.name / "results.json"
+    baseline_path = args.baseline or default_baseline(suite)
     baseline = _read_json(baseline_path, "--baseline")
     if args.results:
         new = _read_json(args.results, "--results")

@@ -406,3 +406,16 @@ def test_main_job_on_a_fresh_machine_needs_no_mirror_and_no_network(tmp_path):
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert (tmp_path / "runs" / "wmt14" / "latest" / "leaderboard.md").exists()
     assert not (tmp_path / "cache" / "data").exists()  # nothing was fetched
+
+
+def test_check_finds_the_committed_baseline_from_another_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = bench(capsys, "check", WMT14, "--predictors", "mean")
+    assert rc == 0 and str(ROOT / "reports" / "wmt14" / "results.json") in out
+
+
+def test_unwritable_default_run_folder_fails_before_running(capsys, tmp_path, monkeypatch):
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = bench(capsys, "run", WMT14, "--predictors", "mean", "--no-progress")
+    assert rc == 2 and "runs/wmt14: not writable" in one_error(err) and out == ""
