@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 _CURRENT: contextvars.ContextVar["Run | None"] = contextvars.ContextVar("bench_run", default=None)
 
@@ -20,6 +21,7 @@ class Run:
     options: dict = field(default_factory=dict)  # run-wide predictor options (--llm, --concurrency, ...)
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     files: dict[str, str] = field(default_factory=dict)  # file read -> sha256
+    llm_budget: Any = None  # the bench.llm.client.Budget every LLM predictor of this run draws from
 
     @property
     def budget(self) -> dict:

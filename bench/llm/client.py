@@ -169,7 +169,15 @@ _RUN_STATE: dict[int, tuple[dict, Budget]] = {}
 
 
 def run_budget(options: dict) -> Budget:
-    """One Budget per run: ``bench run`` passes the same options dict to every predictor of the run."""
+    """One Budget per run: held by the active ``bench.run.Run``; outside one (direct predictor use), keyed by the
+    options dict that every predictor of the run shares."""
+    from ..run import current
+
+    run = current()
+    if run is not None and run.options is options:
+        if run.llm_budget is None:
+            run.llm_budget = Budget(options.get("max_calls"), options.get("max_dollars"))
+        return run.llm_budget
     entry = _RUN_STATE.get(id(options))
     if entry is None or entry[0] is not options:
         entry = (options, Budget(options.get("max_calls"), options.get("max_dollars")))
