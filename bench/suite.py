@@ -135,13 +135,21 @@ class Suite:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.exists():
-            raise SuiteError(f"suite file {self.path} not found")
-        raw = self.path.read_bytes()
+            raise SuiteError(f"{self.path}: suite file not found; suites are YAML files, e.g. suites/wmt14.yaml")
+        if not self.path.is_file():
+            raise SuiteError(f"{self.path}: not a file; give a suite YAML file, e.g. suites/wmt14.yaml")
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise SuiteError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         self.sha256 = hashlib.sha256(raw).hexdigest()
         try:
             cfg = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            raise SuiteError(f"{self.path}: not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "parse error"
+            raise SuiteError(f"{self.path}: not valid YAML{where} ({problem}); fix the file") from None
         if not isinstance(cfg, dict):
             raise SuiteError(f"{self.path}: top level must be a mapping with keys {sorted(SUITE_KEYS)}")
         self.cfg = cfg

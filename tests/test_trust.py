@@ -419,3 +419,12 @@ def test_unwritable_default_run_folder_fails_before_running(capsys, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     rc, out, err = bench(capsys, "run", WMT14, "--predictors", "mean", "--no-progress")
     assert rc == 2 and "runs/wmt14: not writable" in one_error(err) and out == ""
+
+
+@pytest.mark.parametrize("arg,why", [("nonexist.yaml", "suite file not found"), ("suites", "not a file"),
+                                     ("README.md", "not valid YAML at line"), ("pyproject.toml", "not valid YAML")])
+def test_bad_suite_argument_is_one_line(capsys, monkeypatch, arg, why):
+    monkeypatch.chdir(ROOT)
+    for cmd in (["run", arg, "--no-write"], ["validate", arg], ["check", arg]):
+        rc, _, err = bench(capsys, *cmd)
+        assert rc == 2 and one_error(err).startswith(f"error: {arg}: {why}")
