@@ -14,6 +14,7 @@ from .data import DataError
 from .space import ArchError
 from .suite import SuiteError, load_suite
 
+
 class UsageError(ValueError):
     """A bad flag or spec: one line, exit 2."""
 
