@@ -53,6 +53,9 @@ def fine_features(arch: Arch, space: SearchSpace) -> np.ndarray:
     return np.array(out, dtype=float)
 
 
+ENCODINGS = ("fine", "hat", "hat_raw", "llmas")
+
+
 def encode(archs: Sequence[Arch], kind: str = "hat", space: SearchSpace | None = None) -> np.ndarray:
     """One row per architecture, also for none (shape (0, width)): predictors may be asked about no architecture."""
     if kind == "hat":

@@ -21,7 +21,7 @@ def compare(new: dict, baseline: dict, tolerance: dict[str, float]) -> tuple[boo
             continue
         tol = tolerance[metric]
         new_v = b.get(key)
-        if new_v is None:
+        if key not in b:
             rows.append([*key[:3], metric, _f(old), "missing", "", "FAIL (missing)"])
             failed = True
             continue
@@ -37,8 +37,13 @@ def compare(new: dict, baseline: dict, tolerance: dict[str, float]) -> tuple[boo
         failed |= status == "FAIL"
         if status != "ok":
             rows.append([*key[:3], metric, _f(old), _f(new_v), f"{delta:+.3f} (tol {tol})", status])
+    checked = sum(1 for k in a if k[3] in tolerance)
+    if checked == 0:  # an empty or metric-less baseline would let anything pass
+        gated = sorted(tolerance) or "none (the suite has no gate)"
+        return False, (f"gate: the baseline has 0 metrics the gate checks (gated metrics: {gated}); nothing was "
+                       f"compared: regenerate the baseline with `bench run --out reports/<suite>`")
     if not rows:
-        text = f"gate: all {sum(1 for k in a if k[3] in tolerance)} checked metrics within tolerance"
+        text = f"gate: all {checked} checked metrics within tolerance"
     else:
         text = tabulate(rows, headers=["task", "target", "predictor", "metric", "baseline", "new", "delta", "status"],
                         tablefmt="github", disable_numparse=True)

@@ -42,14 +42,15 @@ def add_arguments(p) -> None:
     c.add_argument("--sizes", default="10,100,1000", help="comma list of train sizes (default 10,100,1000)")
     c.add_argument("--predictors", help="comma list of predictor specs (default: the suite's)")
     c.add_argument("--tasks", help="comma list of task names (default: all)")
-    c.add_argument("--out", type=Path, help="output dir (default reports/<suite>-curve/)")
+    c.add_argument("--out", type=Path, help="output dir (default a new runs/<suite>-curve/<UTC time>/; "
+                                                "the committed reports/ only when named here)")
     c.add_argument("--no-write", action="store_true")
     c.add_argument("--no-progress", action="store_true")
 
     r = sub.add_parser("released", help="HAT's released latency predictors on their own full datasets")
     r.add_argument("suite", nargs="?", default="suites/latency.yaml")
     r.add_argument("--tasks", help="comma list of task names (default: all)")
-    r.add_argument("--out", type=Path, help="write released.md here (default reports/<suite>/)")
+    r.add_argument("--out", type=Path, help="write released.md here (default a new runs/<suite>-released/<UTC time>/)")
     r.add_argument("--no-write", action="store_true")
 
 
@@ -184,9 +185,13 @@ def cmd_curve(args) -> int:
     text = curve_markdown(combined, sizes)
     print(text)
     if not args.no_write:
-        out = args.out or Path("reports") / f"{suite.name}-curve"
+        from .cli import point_latest, run_dir
+
+        out = args.out or run_dir(f"{suite.name}-curve")
         md, js_path = report.write(combined, out)
         (out / "curve.md").write_text(text)
+        if not args.out:
+            point_latest(out)
         print(f"wrote {out / 'curve.md'}, {md} and {js_path}", file=sys.stderr)
     return 0
 
@@ -261,8 +266,12 @@ def cmd_released(args) -> int:
                  disable_numparse=True), ""])
     print(text)
     if not args.no_write:
-        out = args.out or Path("reports") / suite.name
+        from .cli import point_latest, run_dir
+
+        out = args.out or run_dir(f"{suite.name}-released")
         out.mkdir(parents=True, exist_ok=True)
         (out / "released.md").write_text(text)
+        if not args.out:
+            point_latest(out)
         print(f"wrote {out / 'released.md'}", file=sys.stderr)
     return 0

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +30,10 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def collect(suite=None, predictors: dict | None = None, seeds=None, extra: dict | None = None) -> dict:
+def collect(suite=None, predictors: dict | None = None, seeds=None, extra: dict | None = None,
+            files: dict | None = None) -> dict:
+    """``files``: what this run read (``Run.files``, file -> sha256); default: the active run's, else (single-purpose
+    commands outside a ``Run``) every file verified in this process."""
     torch_version = sys.modules["torch"].__version__ if "torch" in sys.modules else package_version("torch")
     prov = {
         "bench_version": package_version("bench") or "dev",
@@ -47,7 +49,13 @@ def collect(suite=None, predictors: dict | None = None, seeds=None, extra: dict 
     if suite is not None:
         prov["suite_file"] = str(suite.path)
         prov["suite_sha256"] = suite.sha256
-    prov["data_sha256"] = dict(sorted(data.checksums_used().items()))
+    if files is None:
+        from .invocation import current
+
+        from . import data
+
+        files = current().files if current() is not None else data.known_files()
+    prov["data_sha256"] = dict(sorted(files.items()))
     if predictors is not None:
         prov["predictor_configs"] = predictors
     if seeds is not None:

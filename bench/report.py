@@ -157,8 +157,25 @@ def write(results: dict, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / "leaderboard.md", out_dir / "results.json"
     md.write_text(markdown(results))
-    js.write_text(json.dumps(results, indent=1, sort_keys=False, default=_json_default) + "\n")
+    js.write_text(dumps(results) + "\n")
     return md, js
+
+
+def dumps(results) -> str:
+    """Strict JSON (RFC 8259): NaN and ±inf become null, so any JSON parser reads results.json."""
+    return json.dumps(strict(results), indent=1, sort_keys=False, default=_json_default, allow_nan=False)
+
+
+def strict(o):
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [strict(v) for v in o]
+    if hasattr(o, "tolist"):
+        return strict(o.tolist())
+    return o
 
 
 def _json_default(o):

@@ -16,8 +16,11 @@ import numpy as np
 from predictors import registry
 from predictors.base import Context
 
+from . import data
 from . import metrics as M
 from . import provenance
+from .cache import CacheError
+from .invocation import Run
 from .suite import Suite, SuiteError
 
 
@@ -29,6 +32,7 @@ class RunResult:
     rows: list[dict] = field(default_factory=list)  # aggregated
     configs: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    produced: set = field(default_factory=set)  # requested specs that produced at least one scored row
 
     def to_json(self) -> dict:
         return {
@@ -55,24 +59,37 @@ def _progress(total: int, enabled: bool):
 
 def run_suite(suite: Suite, predictors: list[str] | None = None, tasks: list[str] | None = None,
               targets: list[str] | None = None, options: dict | None = None, progress: bool = True,
-              n_boot: int = 1000) -> RunResult:
+              n_boot: int = 1000, run: Run | None = None) -> RunResult:
+    """Score every (task, target, predictor, seed).  ``run`` carries this invocation's options and collects
+    the files it reads (a fresh one when not given); ``options`` is kept for callers that pass only options."""
+    run = run or Run(options=dict(options or {}))
+    if options:
+        run.options.update(options)
     specs = predictors or suite.predictors
     if not specs:
-        raise ValueError(f"{suite.path}: no predictors given and the suite lists none")
+        raise SuiteError(f"{suite.path}: predictors: no predictors given and the suite lists none")
     task_objs = [suite.task(t) for t in tasks] if tasks else suite.tasks
     result = RunResult(suite=suite)
-    jobs = [(t, tg, s) for t in task_objs for tg in _targets(t, targets) for s in specs]
-    bar = _progress(len(jobs), progress)
-    for task, target, spec in jobs:
-        if bar:
-            bar.set_postfix_str(f"{task.name}/{target.name}/{spec}")
-        _run_one(result, task, target, spec, options or {}, n_boot)
-        if bar:
-            bar.update(1)
-    if bar:
-        bar.close()
+    with run:
+        jobs = [(t, tg, s) for t in task_objs for tg in _targets(t, targets) for s in specs]
+        bar = _progress(len(jobs), progress)
+        try:
+            for task, target, spec in jobs:
+                if bar:
+                    bar.set_postfix_str(f"{task.name}/{target.name}/{spec}")
+                _run_one(result, task, target, spec, run.options, n_boot)
+                if bar:
+                    bar.update(1)
+        finally:
+            if bar:
+                bar.close()  # before any message, so an error line never lands after the bar
+        for t in task_objs:  # task data cached from an earlier run in this process is not re-read: add it
+            if "data" in t.__dict__:
+                for f in t.data.files:
+                    data.note_read(f)
     result.provenance = provenance.collect(suite, result.configs, {t.name: t.seeds for t in task_objs},
-                                           extra={"options": _safe_options(options or {})})
+                                           extra={"options": _safe_options(run.options), "argv": run.argv},
+                                           files=run.files)
     return result
 
 
@@ -132,6 +149,8 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
             p_te = np.asarray(pred.predict([r.arch for r in test]), dtype=float)
             t2 = time.perf_counter()
             p_tr = None if pred.on_target_scale else np.asarray(pred.predict([r.arch for r in train]), dtype=float)
+        except CacheError:
+            raise  # a broken cache breaks every predictor: stop with its advice, not "failed on every seed"
         except Exception as exc:  # a broken predictor must not take the run down
             run.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=3))
             result.runs.append(run)
@@ -163,6 +182,7 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
                   if r["task"] == task.name and r["target"] == target.name and r["predictor"] == spec]
         _skip(result, task, target, spec, f"failed on every seed: {errors[0] if errors else 'unknown error'}")
         return
+    result.produced.add(spec)
     pspec = next(iter(per_seed.values()))["predictor"]
     all_names = sorted({m for r in per_seed.values() for m in r["metrics"]}, key=names.index)
     base = {"task": task.name, "target": target.name, "predictor": pspec}

@@ -60,6 +60,9 @@ class Task:
         self.where = where
         self.name: str = cfg["name"]
         self.vocab_size: int | None = cfg.get("vocab_size")
+        if self.vocab_size is not None and (isinstance(self.vocab_size, bool) or not isinstance(self.vocab_size, int)
+                                            or self.vocab_size <= 0):
+            raise SuiteError(f"{suite.path}: {where}.vocab_size: must be a positive integer, got {self.vocab_size!r}")
         self.notes: list[str] = list(cfg.get("notes") or [])
         space_cfg = cfg.get("search_space")
         if isinstance(space_cfg, str):
@@ -132,22 +135,41 @@ class Suite:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.exists():
-            raise SuiteError(f"suite file {self.path} not found")
-        raw = self.path.read_bytes()
+            raise SuiteError(f"{self.path}: suite file not found; suites are YAML files, e.g. suites/wmt14.yaml")
+        if not self.path.is_file():
+            raise SuiteError(f"{self.path}: not a file; give a suite YAML file, e.g. suites/wmt14.yaml")
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise SuiteError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         self.sha256 = hashlib.sha256(raw).hexdigest()
         try:
             cfg = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            raise SuiteError(f"{self.path}: not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "parse error"
+            raise SuiteError(f"{self.path}: not valid YAML{where} ({problem}); fix the file") from None
         if not isinstance(cfg, dict):
             raise SuiteError(f"{self.path}: top level must be a mapping with keys {sorted(SUITE_KEYS)}")
         self.cfg = cfg
         _check_keys(self.path, "", cfg, SUITE_KEYS, required={"name", "tasks"})
         self.name: str = str(cfg["name"])
-        self.predictors: list[str] = list(cfg.get("predictors") or [])
-        self.gate: dict[str, float] = dict(cfg.get("gate") or {})
+        preds = cfg.get("predictors") or []
+        if not isinstance(preds, list) or not all(isinstance(p, str) and p.strip() for p in preds):
+            raise SuiteError(f"{self.path}: predictors: must be a list of predictor specs, e.g. [mean, gp], "
+                             f"got {preds!r}")
+        self.predictors: list[str] = list(preds)
+        gate = cfg.get("gate") or {}
+        if not isinstance(gate, dict):
+            raise SuiteError(f"{self.path}: gate: must map metric -> tolerance, e.g. {{kendall: 0.02}}")
+        self.gate: dict[str, float] = dict(gate)
+        from .metrics import METRICS
+
         for metric, tol in self.gate.items():
-            if not isinstance(tol, (int, float)) or tol < 0:
+            if metric not in METRICS:
+                raise SuiteError(f"{self.path}: gate.{metric}: unknown metric; allowed keys: {sorted(METRICS)}")
+            if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
                 raise SuiteError(f"{self.path}: gate.{metric}: tolerance must be a non-negative number, got {tol!r}")
         tasks = cfg["tasks"]
         if not isinstance(tasks, list) or not tasks:

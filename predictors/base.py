@@ -49,6 +49,24 @@ class Predictor:
     def config_keys(cls) -> set:
         return set(cls.default_config())
 
+    @classmethod
+    def config_choices(cls) -> dict[str, list]:
+        """Options with a closed set of values: {key: allowed values}, checked when the spec is parsed."""
+        return {}
+
+    @classmethod
+    def check_config(cls, config: dict) -> str | None:
+        """Why this config is invalid (unknown key, value outside its choices), else None; no object is built."""
+        keys = cls.config_keys()
+        unknown = sorted(set(config) - set(keys))
+        if unknown:
+            allowed = sorted(keys) if keys else "none (this predictor takes no options)"
+            return f"unknown option(s) {unknown}; allowed: {allowed}"
+        for k, allowed in cls.config_choices().items():
+            if k in config and config[k] not in allowed:
+                return f"{k}={config[k]!r} is not allowed; allowed values: {list(allowed)}"
+        return None
+
     def supports(self, task, target: str) -> str | None:
         """None if this predictor applies to the task/target, else why not (shown as skipped)."""
         return None

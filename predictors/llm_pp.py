@@ -20,6 +20,18 @@ from .base import Predictor
 from .registry import format_spec, register
 
 
+# A value outside its unit's range is not a prediction (negative BLEU, 1e308 ms): a failure, re-askable.
+PLAUSIBLE = {"bleu": (0.0, 100.0), "chrf": (0.0, 100.0), "ms": (0.0, 1e6), "s": (0.0, 1e3)}
+
+
+def plausible_range(task, target: str):
+    t = getattr(task, "targets", {}).get(target)
+    unit = str(getattr(t, "unit", "") or "").lower()
+    if unit in PLAUSIBLE:
+        return PLAUSIBLE[unit]
+    return (0.0, 1e6) if getattr(t, "kind", "") == "latency" else None
+
+
 @register("llm-pp", family="llm",
           description="LLM performance predictor: the paper's prompt through OpenAI/Anthropic/compatible/local LLMs",
           requires=("an LLM: OPENAI_API_KEY, ANTHROPIC_API_KEY, OPENAI_BASE_URL or llama_cpp",))
@@ -137,7 +149,9 @@ class LLMPP(Predictor):
         conc = 1 if provider == "local" else int(c["concurrency"] or opts.get("concurrency") or 8)
         settings = C.Settings(concurrency=conc,
                               max_attempts=int(c["max_attempts"]), reask=int(c["reask"]), backoff=float(c["backoff"]),
-                              parse=str(c["parse"]), rpm=c["rpm"], progress=bool(c["progress"]))
+                              parse=str(c["parse"]), rpm=c["rpm"], progress=bool(c["progress"]),
+                              valid_range=plausible_range(self.ctx.task, self.ctx.target),
+                              refresh_failures=bool(opts.get("refresh_failures")))
         cache = Cache(c["cache"], namespace="llm-pp") if c["cache"] else C.default_cache()
         if not hasattr(self, "ledger"):
             self.ledger = C.Ledger()

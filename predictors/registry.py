@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -104,22 +105,65 @@ def get(name: str) -> Entry:
     return _REGISTRY[name]
 
 
+class SpecError(ValueError):
+    """A predictor spec that cannot be parsed or names options the predictor does not have."""
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``name[k=v,k2=v2]`` -> (name, {k: v}); nested brackets stay inside their value."""
+    if not isinstance(spec, str):
+        raise SpecError(f"predictor spec {spec!r}: must be a string like name[key=value,...]")
     spec = spec.strip()
-    if "[" not in spec:
-        return spec, {}
-    if not spec.endswith("]"):
-        raise ValueError(f"bad predictor spec {spec!r}: expected name[key=value,...]")
-    name, body = spec.split("[", 1)
+    depth = 0
+    for ch in spec:
+        depth += (ch == "[") - (ch == "]")
+        if depth < 0:
+            break
+    if depth != 0:
+        raise SpecError(f"predictor spec {spec!r}: unbalanced brackets; expected name or name[key=value,...]")
+    name, _, body = spec.partition("[")
+    name = name.strip()
+    if not _NAME.fullmatch(name):
+        raise SpecError(f"predictor spec {spec!r}: {name!r} is not a predictor name; expected name or "
+                        f"name[key=value,...] (run `python -m bench list`)")
+    if not body:
+        return name, {}
+    if not body.endswith("]"):
+        raise SpecError(f"predictor spec {spec!r}: text after the closing bracket; expected name[key=value,...]")
     config: dict[str, Any] = {}
     for part in split_specs(body[:-1]):
         if "=" not in part:
-            raise ValueError(f"bad predictor spec {spec!r}: {part!r} is not key=value")
+            raise SpecError(f"predictor spec {spec!r}: {part!r} is not key=value")
         k, v = part.split("=", 1)
         v = v.strip()
-        config[k.strip()] = v if "[" in v or ":" in v else yaml.safe_load(v)
-    return name.strip(), config
+        try:
+            config[k.strip()] = v if "[" in v or ":" in v else yaml.safe_load(v)
+        except yaml.YAMLError:
+            config[k.strip()] = v
+    return name, config
+
+
+def check_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Parse a spec and check its name and options against the registry, without building anything.
+
+    Raises SpecError with one line naming the spec, what is wrong and the allowed values."""
+    name, config = parse_spec(spec)
+    try:
+        entry = get(name)
+    except UnknownPredictor as exc:
+        raise SpecError(f"predictor spec {spec!r}: {exc}") from None
+    why = entry.cls.check_config(config) if hasattr(entry.cls, "check_config") else None
+    if why:
+        raise SpecError(f"predictor spec {spec!r}: {why}")
+    if name == "distill" and isinstance(config.get("teacher"), str):
+        try:
+            check_spec(config["teacher"])
+        except SpecError as exc:
+            raise SpecError(f"predictor spec {spec!r}: teacher: {exc}") from None
+    return name, config
 
 
 def format_spec(name: str, config: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.blas import one_blas_thread
-from bench.features import encode
+from bench.features import ENCODINGS, encode
 from .base import Predictor
 from .registry import register
 
@@ -19,6 +19,10 @@ class _SklearnRegressor(Predictor):
     @classmethod
     def default_config(cls):
         return {"features": "hat"}
+
+    @classmethod
+    def config_choices(cls):
+        return {"features": list(ENCODINGS)}
 
     def _model(self):
         raise NotImplementedError

@@ -1,5 +1,11 @@
-"""Tests read the offline mirror and use a throw-away cache."""
+"""Tests read the offline mirror and use a throw-away cache.
+
+The cache is redirected twice: for the whole process at import (so a test that calls ``monkeypatch.undo()``
+falls back to a temporary folder, never the user's ~/.cache/bench) and per test by the autouse fixture."""
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MIRROR = Path(os.environ.get("BENCH_DATA_DIR") or ROOT.parent / "shared" / "data")
 os.environ["BENCH_DATA_DIR"] = str(MIRROR)
+SESSION_CACHE = tempfile.mkdtemp(prefix="bench-test-cache-")
+os.environ["BENCH_CACHE_DIR"] = SESSION_CACHE
+atexit.register(shutil.rmtree, SESSION_CACHE, True)
 
 
 @pytest.fixture(autouse=True)

@@ -93,9 +93,12 @@ def test_subset_formats_and_all_targets(root, tmp_path):
     assert not (tmp_path / "reports").exists()
 
 
-def test_unknown_predictor_is_listed_as_skipped_not_dropped(root):
-    r = bench("run", "suites/wmt19.yaml", "--predictors", "mean,gpp", "--no-write", "--no-progress", cwd=root)
-    assert "`gpp` (unknown predictor 'gpp'; did you mean gp?" in r.stdout
+def test_unknown_predictor_fails_before_running_with_a_suggestion(root):
+    r = bench("run", "suites/wmt19.yaml", "--predictors", "mean,gpp", "--no-write", "--no-progress", cwd=root,
+              check=False)
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr.strip() == ("error: --predictors: predictor spec 'gpp': unknown predictor 'gpp'; did you mean "
+                                "gp? (run `python -m bench list`)")
 
 
 def test_bad_suite_exits_2_with_message(root, tmp_path):

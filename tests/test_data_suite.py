@@ -10,12 +10,13 @@ from bench import data
 from bench.data import DataError
 from bench.suite import SuiteError, load_suite
 
-TRAIN = "UBC-NLP/llmas/data/train-test_seedarchs/123/wmt14ende/train.jsonl"
+TRAIN = "UBC-NLP/llmas/data/train-test_seedarchs/123/wmt14ende/train.jsonl"  # shipped in the package
+POOL = "UBC-NLP/llmas/data/bleu_predictor_data/111/123/wmt14ende/test.jsonl"  # pinned, fetched, not shipped
 
 
 def test_mirror_file_is_verified(monkeypatch):
     p = data.fetch(TRAIN)
-    assert p.exists() and data.checksums_used()[TRAIN] == data.pins()[TRAIN].sha256
+    assert p.exists() and data.known_sha256(TRAIN) == data.pins()[TRAIN].sha256
 
 
 def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
@@ -32,11 +33,11 @@ def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
 def test_corrupt_cached_download_is_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("BENCH_DATA_DIR")
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
-    cached = tmp_path / "data" / TRAIN
+    cached = tmp_path / "data" / POOL
     cached.parent.mkdir(parents=True)
     cached.write_text("not the file\n")
     with pytest.raises(DataError, match="checksum mismatch"):
-        data.fetch(TRAIN)
+        data.fetch(POOL)
 
 
 def test_offline_without_mirror_names_file_and_fix(tmp_path, monkeypatch):
@@ -48,15 +49,15 @@ def test_offline_without_mirror_names_file_and_fix(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DataError) as e:
-        data.fetch(TRAIN)
+        data.fetch(POOL)
     msg = str(e.value)
-    assert TRAIN in msg and "BENCH_DATA_DIR" in msg and "raw.githubusercontent.com/UBC-NLP/llmas/35980b8" in msg
+    assert POOL in msg and "BENCH_DATA_DIR" in msg and "raw.githubusercontent.com/UBC-NLP/llmas/35980b8" in msg
     assert not list(tmp_path.rglob(".part-*"))  # no partial file left behind
 
 
 def test_download_verifies_and_caches(tmp_path, monkeypatch):
     """The download path (mirror unset): bytes from the pinned URL land in the cache only if the sha matches."""
-    src = data.fetch(TRAIN).read_bytes()
+    src = data.fetch(POOL).read_bytes()
     monkeypatch.delenv("BENCH_DATA_DIR")
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
     seen = []
@@ -76,19 +77,19 @@ def test_download_verifies_and_caches(tmp_path, monkeypatch):
             return False
 
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: (seen.append(url), Resp(src))[1])
-    p = data.fetch(TRAIN)
-    assert p.read_bytes() == src and seen == [data.pins()[TRAIN].url]
+    p = data.fetch(POOL)
+    assert p.read_bytes() == src and seen == [data.pins()[POOL].url]
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: Resp(b"evil"))
-    (tmp_path / "data" / TRAIN).unlink()
+    (tmp_path / "data" / POOL).unlink()
     with pytest.raises(DataError, match="checksum mismatch"):
-        data.fetch(TRAIN)
-    assert not (tmp_path / "data" / TRAIN).exists()
+        data.fetch(POOL)
+    assert not (tmp_path / "data" / POOL).exists()
 
 
 def test_missing_from_mirror(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path))
     with pytest.raises(DataError, match="missing from the offline mirror"):
-        data.fetch(TRAIN)
+        data.fetch(POOL)
 
 
 def _suite(tmp_path, body):
@@ -172,9 +173,42 @@ def test_user_records_suite(tmp_path):
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     p = _suite(tmp_path, "name: mine\npredictors: [mean, params, linear]\ntasks:\n  - name: a\n    vocab_size: 1000\n"
                          "    source: {kind: records, file: {path: m.jsonl}, targets: {bleu: {unit: BLEU}}, "
-                         "train_size: 4, seeds: [0, 1]}" + SPACE)
+                         "train_size: 4, seeds: [0, 1], duplicates: keep}" + SPACE)
     res = run_suite(load_suite(p), progress=False).to_json()
     kt = {r["predictor"]: r for r in res["results"] if r["metric"] == "kendall"}
     assert set(kt) == {"mean", "params", "linear"} and set(kt["params"]["per_seed"]) == {"0", "1"}
     assert kt["mean"]["mean"] != kt["mean"]["mean"]  # a constant has no ranking: NaN, shown as "–"
     assert kt["params"]["mean"] > 0.3  # deeper decoders score higher here, and have more params
+
+
+def test_shipped_files_need_no_mirror_and_no_network(tmp_path, monkeypatch):
+    """The default suites' labelled files ship in the package: found with no mirror, no cache and no network."""
+    monkeypatch.delenv("BENCH_DATA_DIR")
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    p = data.fetch(TRAIN)
+    assert data.SHIPPED in p.parents and data.known_sha256(TRAIN) == data.pins()[TRAIN].sha256
+    assert (data.SHIPPED / "UBC-NLP/llmas/LICENSE").read_text().startswith("MIT License")
+    shipped = [f for f in data.SHIPPED.rglob("*") if f.is_file() and f.name not in ("LICENSE", "PROVENANCE.md")]
+    assert shipped and all(data.sha256_of(f) == data.pins()[str(f.relative_to(data.SHIPPED))].sha256 for f in shipped)
+    assert sum(f.stat().st_size for f in shipped) < 1_000_000
+    with pytest.raises(DataError, match="BENCH_OFFLINE"):  # a large file: refused loudly, not downloaded
+        data.fetch(POOL)
+
+
+def test_tampered_shipped_file_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("BENCH_DATA_DIR")
+    fake = tmp_path / "shipped"
+    (fake / TRAIN).parent.mkdir(parents=True)
+    (fake / TRAIN).write_text("tampered\n")
+    monkeypatch.setattr(data, "SHIPPED", fake)
+    with pytest.raises(DataError, match="checksum mismatch"):
+        data.fetch(TRAIN)
+
+
+def test_checksum_message_for_own_file_does_not_say_delete(tmp_path):
+    own = tmp_path / "mine.jsonl"
+    own.write_text("{}\n")
+    with pytest.raises(DataError) as e:
+        data.resolve({"path": "mine.jsonl", "sha256": "0" * 64}, tmp_path)
+    assert str(own) in str(e.value) and "delete" not in str(e.value)

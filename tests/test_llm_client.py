@@ -239,15 +239,16 @@ def test_bench_run_end_to_end_never_writes_the_key(server, task, tmp_path, capsy
     assert SECRET not in capsys.readouterr().out
 
 
-def test_bad_key_fails_the_run_without_echoing_the_key(server, task, tmp_path):
+def test_bad_key_fails_the_run_without_echoing_the_key(server, task, tmp_path, capsys):
     server.responder = lambda body, path, n: Reply(status=401, text=f"Incorrect API key provided: {SECRET}.")
     out = tmp_path / "out"
     assert _run_cli(["run", str(ROOT / "suites/wmt14.yaml"), "--predictors", "llm-pp[llm=openai:gpt-4o]",
-                     "--tasks", "wmt14-en-de", "--targets", "valid_bleu", "--out", str(out), "--no-progress"]) == 0
-    res = (out / "results.json").read_text()
-    assert "LLMError" in res and "401" in res and len(server.requests) <= 3 * 8  # stops after the calls in flight
-    for f in out.rglob("*"):
-        assert SECRET.encode() not in f.read_bytes() and b"sk-test" not in f.read_bytes()
+                     "--tasks", "wmt14-en-de", "--targets", "valid_bleu", "--out", str(out), "--no-progress",
+                     "--format", "json"]) == 1  # the only requested predictor produced nothing: a failure
+    o, err = capsys.readouterr()
+    assert "LLMError" in err and "401" in err and len(server.requests) <= 3 * 8  # stops after the calls in flight
+    assert SECRET not in o + err and "sk-test" not in o + err
+    assert not out.exists()  # nothing written
 
 
 def test_bench_run_without_key_lists_llm_rows_as_skipped(tmp_path, monkeypatch):
@@ -298,3 +299,63 @@ def test_openai_compatible_needs_no_key(server, task, monkeypatch):
     p = make(task, f"llm-pp[llm=openai-compatible:qwen,base_url={server.openai_url},progress=false]")
     assert np.isfinite(p.predict([task.split(123)[1][0].arch])).all()
     assert server.requests[0]["body"]["model"] == "qwen" and p.cost()["dollars"] is None  # no price known
+
+
+def test_empty_answer_is_transient_not_cached(server, task):
+    """A 200 with an empty answer is retried and, if it stays empty, not cached: the next run asks again."""
+    server.responder = lambda body, path, n: Reply("") if n < 2 else Reply("26.5")
+    archs = [r.arch for r in task.split(123)[1][:1]]
+    p = make(task, "llm-pp[llm=openai:gpt-4o,backoff=0.01,progress=false,concurrency=1]")
+    assert np.allclose(p.predict(archs), 26.5) and len(server.requests) == 3 and p.cost()["retries"] == 2
+    server.responder = lambda body, path, n: Reply("")
+    q = make(task, "llm-pp[llm=openai:gpt-4o,backoff=0.01,max_attempts=2,progress=false]", seed=456)
+    one = [r.arch for r in task.split(456)[1][:1]]
+    assert np.isnan(q.predict(one)).all()
+    n = len(server.requests)
+    assert np.isnan(make(task, "llm-pp[llm=openai:gpt-4o,backoff=0.01,max_attempts=2,progress=false]",
+                         seed=456).predict(one)).all() and len(server.requests) == n + 2  # asked again
+
+
+@pytest.mark.parametrize("answer", ["-3.0", "1e308"])
+def test_implausible_values_are_failures_and_refresh_failures_reasks(server, task, answer):
+    server.responder = lambda body, path, n: Reply(answer)
+    archs = [r.arch for r in task.split(123)[1][:2]]
+    spec = "llm-pp[llm=openai:gpt-4o,reask=1,progress=false]"
+    p = make(task, spec)
+    assert np.isnan(p.predict(archs)).all() and p.cost()["failures"] == 2 and len(server.requests) == 4
+    assert np.isnan(make(task, spec).predict(archs)).all() and len(server.requests) == 4  # cached failure
+    server.responder = lambda body, path, n: Reply("27.0")
+    assert np.isnan(make(task, spec).predict(archs)).all() and len(server.requests) == 4
+    fresh = make(task, spec, options={"refresh_failures": True}).predict(archs)
+    assert np.allclose(fresh, 27.0) and len(server.requests) == 6  # --refresh-failures: asked again
+
+
+def test_two_processes_sharing_a_cache_pay_once(server, task, tmp_path):
+    """Two runs at once on one llm.sqlite: each request is claimed before it is sent, so it is sent once."""
+    server.responder = lambda body, path, n: Reply("25.0", delay=0.3)
+    script = (
+        "import sys; from pathlib import Path; import numpy as np\n"
+        "from bench.suite import load_suite\nfrom predictors import registry\nfrom predictors.base import Context\n"
+        f"task = load_suite(Path({str(ROOT / 'suites/wmt14.yaml')!r})).task('wmt14-en-de')\n"
+        "ctx = Context(task=task, target='valid_bleu', seed=123)\n"
+        "p = registry.create('llm-pp[llm=openai:gpt-4o,progress=false,concurrency=4]', ctx)\n"
+        "tr, te = task.split(123)\np.fit([r.arch for r in tr], np.array([r.targets['valid_bleu'] for r in tr]))\n"
+        "print(int(np.isfinite(p.predict([r.arch for r in te[:6]])).sum()))\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), BENCH_CACHE_DIR=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [o[0].strip() for o in outs] == ["6", "6"], outs
+    assert len(server.requests) == 6  # not 12
+
+
+def test_budget_leaving_a_row_at_zero_coverage_fails_the_run(server, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("earlier")
+    rc = _run_cli(["run", str(ROOT / "suites/wmt14.yaml"), "--predictors", "llm-pp,llm-pp[probe=anonymised]",
+                   "--tasks", "wmt14-en-de", "--llm", "openai:gpt-4o", "--max-calls", "5", "--out", str(out),
+                   "--no-progress", "--format", "json"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "0% coverage (budget {'max_calls': 5} spent)" in err and "probe=anonymised" in err
+    assert "Traceback" not in err and (out / "results.json").read_text() == "earlier"

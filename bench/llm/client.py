@@ -91,6 +91,9 @@ class Settings:
     parse: str = "strict"
     rpm: float | None = None  # optional requests-per-minute limit
     progress: bool = True
+    valid_range: tuple | None = None  # (lo, hi): a parsed value outside is implausible (negative BLEU, 1e308)
+    refresh_failures: bool = False  # re-ask requests whose cached answer is a failure
+    claim_wait: float = 300.0  # seconds to wait for another process's answer to a request it claimed
 
 
 @dataclass
@@ -166,7 +169,15 @@ _RUN_STATE: dict[int, tuple[dict, Budget]] = {}
 
 
 def run_budget(options: dict) -> Budget:
-    """One Budget per run: ``bench run`` passes the same options dict to every predictor of the run."""
+    """One Budget per run: held by the active ``bench.invocation.Run``; outside one (direct predictor use), keyed by the
+    options dict that every predictor of the run shares."""
+    from ..run import current
+
+    run = current()
+    if run is not None and run.options is options:
+        if run.llm_budget is None:
+            run.llm_budget = Budget(options.get("max_calls"), options.get("max_dollars"))
+        return run.llm_budget
     entry = _RUN_STATE.get(id(options))
     if entry is None or entry[0] is not options:
         entry = (options, Budget(options.get("max_calls"), options.get("max_dollars")))
@@ -205,7 +216,12 @@ def request_key(provider: str, model: str, base_url: str, messages: list, params
 
 
 class Engine:
-    """Resolves requests: cache hits at once, misses through the backend with bounded concurrency."""
+    """Resolves requests: cache hits at once, misses through the backend with bounded concurrency.
+
+    Answers: an empty answer (a 200 with no choices or no text) is transient (retried, never cached); a value
+    outside ``valid_range`` is a failure like a non-numeric one (re-asked, then cached as the model's failure);
+    cached failures are asked again with ``refresh_failures``.  Before sending, a request is claimed in the
+    cache, so a second process sharing the cache waits for that answer instead of paying for it again."""
 
     def __init__(self, backend_factory, cache: Cache, settings: Settings, budget: Budget, ledger: Ledger,
                  price, provider: str):
@@ -213,12 +229,27 @@ class Engine:
         self.budget, self.ledger, self.price, self.provider = budget, ledger, price, provider
         self.run_ledger = budget.ledger
         self._fatal: BaseException | None = None
+        import socket
+
+        self.owner = f"{socket.gethostname()}:{os.getpid()}-{id(self)}-{random.random():.12f}"
+
+    def plausible(self, value: float | None) -> bool:
+        lo, hi = self.s.valid_range or (-math.inf, math.inf)
+        return value is not None and math.isfinite(value) and lo <= value <= hi
+
+    def _usable(self, entry: dict) -> dict:
+        """A cached entry as this run reads it: an implausible value counts as a failure."""
+        if entry.get("value") is not None and not self.plausible(entry["value"]):
+            return dict(entry, value=None, ok=False, reason="implausible value")
+        return entry
 
     def resolve(self, requests: list[Request]) -> dict[str, dict]:
         """key -> cache entry ({"value": float|None, "text": ..., ...}); missing keys failed transiently."""
         t0 = time.perf_counter()
         unique = {r.key: r for r in requests}
-        found = self.cache.get_many(list(unique))
+        found = {k: self._usable(v) for k, v in self.cache.get_many(list(unique)).items()}
+        if self.s.refresh_failures:  # --refresh-failures: ask again what failed before
+            found = {k: v for k, v in found.items() if v.get("value") is not None}
         hits = sum(1 for r in requests if r.key in found)
         for led in (self.ledger, self.run_ledger):
             led.requests += len(requests)
@@ -263,9 +294,30 @@ class Engine:
         return out
 
     async def _ask(self, backend: Backend, limiter: _RateLimiter, req: Request) -> dict | None:
+        """Claim the request, ask it, release the claim (also on failure or Ctrl-C)."""
+        waited = 0.0
+        while not self.cache.claim(req.key, self.owner, ttl=self.s.claim_wait):
+            entry = self.cache.get(req.key)  # another process is asking: wait for its answer
+            if entry is not None and (entry.get("value") is not None or not self.s.refresh_failures):
+                self._count("cache_hits")
+                return self._usable(entry)
+            if waited >= self.s.claim_wait:
+                break
+            await asyncio.sleep(0.2)
+            waited += 0.2
+        try:
+            entry = self.cache.get(req.key)  # answered while we waited for the claim
+            if entry is not None and waited and (entry.get("value") is not None or not self.s.refresh_failures):
+                self._count("cache_hits")
+                return self._usable(entry)
+            return await self._ask_claimed(backend, limiter, req)
+        finally:
+            self.cache.release(req.key, self.owner)
+
+    async def _ask_claimed(self, backend: Backend, limiter: _RateLimiter, req: Request) -> dict | None:
         t0 = time.perf_counter()
         n_in = n_out = 0
-        text, value, calls, served = "", None, 0, ""
+        text, value, calls, served, reason = "", None, 0, "", None
         for ask in range(self.s.reask + 1):
             if ask:
                 self._count("reasks")
@@ -276,11 +328,15 @@ class Engine:
             n_in, n_out = n_in + comp.input_tokens, n_out + comp.output_tokens
             text, served = comp.text, comp.served_model
             value = parse_value(text, self.s.parse)
+            reason = None if value is not None else "not a number"
+            if value is not None and not self.plausible(value):
+                value, reason = None, "implausible value"
             if value is not None:
                 break
         latency = time.perf_counter() - t0
         self.ledger.live_query_s.append(latency)
         entry = {"value": value, "text": text[:500], "ok": value is not None, "asks": calls,
+                 **({"reason": reason} if reason else {}),
                  "usage": {"input_tokens": n_in, "output_tokens": n_out}, "latency_s": round(latency, 4),
                  "served_model": served,
                  **req.meta}
@@ -302,6 +358,8 @@ class Engine:
             self._count("calls")
             try:
                 comp = await backend.complete(req.messages, req.temperature, req.max_tokens)
+                if not (comp.text or "").strip():  # a 200 with no choices / no text: the server's hiccup
+                    raise Retryable("empty answer (no choices or no text)")
             except Retryable as exc:
                 self.budget.settle(est, 0.0)
                 if attempt == self.s.max_attempts - 1:
