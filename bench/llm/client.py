@@ -171,7 +171,7 @@ _RUN_STATE: dict[int, tuple[dict, Budget]] = {}
 def run_budget(options: dict) -> Budget:
     """One Budget per run: held by the active ``bench.invocation.Run``; outside one (direct predictor use), keyed by the
     options dict that every predictor of the run shares."""
-    from ..run import current
+    from ..invocation import current
 
     run = current()
     if run is not None and run.options is options:
