@@ -44,6 +44,8 @@ def add_run(p):
     p.add_argument("--max-calls", type=int, help="run-level budget: at most this many LLM calls")
     p.add_argument("--max-dollars", type=float, help="run-level budget: at most this many dollars")
     p.add_argument("--samples", type=int, help="LLM answers per architecture (repeatability: mean and std)")
+    p.add_argument("--split", default="random", choices=["random", "ood-depth"],
+                   help="random: the task's seeded splits (default); ood-depth: train shallow, test deep decoders")
 
 
 def cmd_run(args) -> int:
@@ -57,7 +59,7 @@ def cmd_run(args) -> int:
     res = run_suite(suite, predictors=split_specs(args.predictors) if args.predictors else None,
                     tasks=args.tasks.split(",") if args.tasks else None,
                     targets=args.targets.split(",") if args.targets else None,
-                    options=options, progress=not args.no_progress)
+                    options=options, progress=not args.no_progress, split=args.split)
     results = res.to_json()
     if args.format == "json":
         print(json.dumps(results["results"], indent=1))
@@ -121,10 +123,13 @@ def cmd_check(args) -> int:
     else:
         preds = split_specs(args.predictors) if args.predictors else sorted({r["predictor"] for r in baseline["results"]})
         targets = sorted({r["target"] for r in baseline["results"]})
-        new = run_suite(suite, predictors=preds, targets=targets, progress=False).to_json()
+        new = run_suite(suite, predictors=preds, targets=targets, progress=False,
+                        split=(baseline.get("split") or {}).get("kind", "random")).to_json()
+    from .metrics import gate_tolerances
+
     ok, text = compare(new, baseline, suite.gate)
     print(text)
-    print(f"gate {'passed' if ok else 'FAILED'} for suite {suite.name} (tolerances: {suite.gate})")
+    print(f"gate {'passed' if ok else 'FAILED'} for suite {suite.name} (tolerances: {gate_tolerances(suite.gate)})")
     return 0 if ok else 1
 
 

@@ -146,7 +146,10 @@ class Suite:
         self.name: str = str(cfg["name"])
         self.predictors: list[str] = list(cfg.get("predictors") or [])
         self.gate: dict[str, float] = dict(cfg.get("gate") or {})
+        from .metrics import METRICS
         for metric, tol in self.gate.items():
+            if metric not in METRICS:
+                raise SuiteError(f"{self.path}: gate.{metric}: not a declared metric; allowed values: {list(METRICS)}")
             if not isinstance(tol, (int, float)) or tol < 0:
                 raise SuiteError(f"{self.path}: gate.{metric}: tolerance must be a non-negative number, got {tol!r}")
         tasks = cfg["tasks"]

@@ -1,0 +1,105 @@
+"""Is predictor A better than B?  Paired bootstrap against each table's best row, Holm across the table.
+
+For one (task, target) table and one metric (Kendall τ, MAE), every ranked predictor is compared with the
+table's best.  Within each split seed the test architectures are resampled with replacement (``n_boot``
+resamples, the *same* index rows for both predictors, so the comparison is paired); the metric difference
+best − other is computed on each resample and averaged over the split seeds, which gives the bootstrap
+distribution of the seed-averaged Δ.  The two-sided p-value is ``2 · min(P*(Δ ≤ 0), P*(Δ ≥ 0))`` with the
+(+1)/(B+1) correction, so it is never 0.  The p-values of one table are Holm-corrected; a row whose corrected
+p is ≥ α is *statistically tied* with the best.  Everything is vectorised: (B, n) index arrays, no Python loop
+over resamples.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .metrics import METRICS, _kendall_resampled
+
+ALPHA = 0.05
+N_BOOT = 1000
+TEST = ("paired bootstrap over the test architectures of each split (same resamples for both predictors), "
+        "combined over split seeds; two-sided, Holm-corrected across the table")
+
+
+def resampled(metric: str, y: np.ndarray, v: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The metric on each resample ``idx`` (B, n) of one split: shape (B,)."""
+    if metric == "kendall":
+        return _kendall_resampled(y, v, idx)
+    if metric == "mae":
+        return np.abs(v[idx] - y[idx]).mean(axis=1)
+    raise ValueError(f"no paired bootstrap for metric {metric!r}; allowed: ['kendall', 'mae']")
+
+
+def paired_bootstrap(splits: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], metric: str) -> dict:
+    """``splits``: per split seed (y, v_best, v_other, idx) with idx (B, n) resample rows over that split's
+    architectures.  Returns the observed seed-averaged Δ = best − other, and the two-sided p-value."""
+    observed, reps = [], []
+    fn = METRICS[metric].fn
+    for y, a, b, idx in splits:
+        full_a, full_b = fn(y, a, True), fn(y, b, True)
+        observed.append(full_a - full_b)
+        reps.append(resampled(metric, y, a, idx) - resampled(metric, y, b, idx))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        delta = float(np.nanmean(observed)) if observed else float("nan")
+        d = np.nanmean(np.vstack(reps), axis=0) if reps else np.array([])
+    d = d[np.isfinite(d)]
+    if not np.isfinite(delta) or len(d) == 0:
+        return {"delta": delta, "p": float("nan"), "n_boot": int(len(d))}
+    lo = (np.sum(d <= 0) + 1) / (len(d) + 1)
+    hi = (np.sum(d >= 0) + 1) / (len(d) + 1)
+    return {"delta": delta, "p": float(min(1.0, 2 * min(lo, hi))), "n_boot": int(len(d))}
+
+
+def holm(pvals: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (NaN stays NaN and is not counted)."""
+    p = np.asarray(pvals, float)
+    ok = np.flatnonzero(np.isfinite(p))
+    out = np.full(len(p), np.nan)
+    m = len(ok)
+    running = 0.0
+    for rank, i in enumerate(ok[np.argsort(p[ok], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()
+
+
+def _splits_of(runs_a: dict, runs_b: dict, n_boot: int, seed: int):
+    """Align the two predictors' runs per split seed on architectures both predicted; same idx for both."""
+    out = []
+    for s in sorted(set(runs_a) & set(runs_b)):
+        ra, rb = runs_a[s], runs_b[s]
+        y = np.asarray(ra["gold"], float)
+        a = ra["orient"] * np.array([np.nan if v is None else v for v in ra["predictions"]], float)
+        b = rb["orient"] * np.array([np.nan if v is None else v for v in rb["predictions"]], float)
+        ok = np.isfinite(y) & np.isfinite(a) & np.isfinite(b)
+        if ok.sum() < 2:
+            continue
+        rng = np.random.default_rng([seed, int(s)])  # depends on the split only: same rows for every pair
+        idx = rng.integers(0, int(ok.sum()), (n_boot, int(ok.sum())))
+        out.append((y[ok], a[ok], b[ok], idx))
+    return out
+
+
+def compare_table(runs: dict[str, dict], means: dict[str, dict[str, float]], metric: str,
+                  n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> dict[str, dict]:
+    """``runs``: predictor -> split seed -> run (predictions, gold, orient); ``means``: predictor -> metric ->
+    seed-averaged value.  Returns predictor -> {best, delta_vs_best, p_vs_best, p_holm, tied_with_best}."""
+    m = METRICS[metric]
+    scored = {k: v[metric] for k, v in means.items() if metric in v and np.isfinite(v[metric])}
+    if not scored:
+        return {}
+    best = (max if m.higher_is_better else min)(scored, key=lambda k: scored[k])
+    others = [k for k in scored if k != best]
+    res = {}
+    for k in others:
+        r = paired_bootstrap(_splits_of(runs[best], runs[k], n_boot, seed), metric)
+        # reported as other − best (≤ 0 for τ when the best is best on average)
+        res[k] = {"delta_vs_best": -r["delta"] if np.isfinite(r["delta"]) else float("nan"), "p_vs_best": r["p"]}
+    adj = holm([res[k]["p_vs_best"] for k in others])
+    for k, a in zip(others, adj):
+        res[k].update(p_holm=a, tied_with_best=bool(np.isfinite(a) and a >= alpha), best=best)
+    res[best] = {"best": best, "delta_vs_best": 0.0, "p_vs_best": None, "p_holm": None, "tied_with_best": True}
+    return res

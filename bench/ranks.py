@@ -1,0 +1,77 @@
+"""Across tables: which predictors are better *in general*?  Mean ranks, Friedman test, critical difference.
+
+Each (task, target) table ranks its predictors by mean Kendall τ (1 = best, ties share the mean rank).  Over the
+predictors present with a defined τ in every table, the Friedman test asks whether the mean ranks differ at all,
+and Nemenyi's critical difference CD = q_α · sqrt(k (k + 1) / (6 N)) (Demšar 2006) says how far apart two mean
+ranks must be to call the predictors different.  The plot is Demšar's critical-difference diagram (PNG,
+matplotlib Agg, drawn only when a leaderboard is written).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ALPHA = 0.05
+
+
+def friedman(rows: list[dict], alpha: float = ALPHA, png: str = "critical-difference.png") -> dict:
+    """``rows``: aggregated result rows (ranked ones: ceilings and in-sample rows are left out)."""
+    tau: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        if r["metric"] == "kendall" and not r.get("ceiling") and not r.get("in_sample") and np.isfinite(r["mean"]):
+            tau.setdefault((r["task"], r["target"]), {})[r["predictor"]] = r["mean"]
+    tables = list(tau.values())
+    common = sorted(set.intersection(*(set(t) for t in tables))) if tables else []
+    out = {"n_tables": len(tables), "ranks": {}, "alpha": alpha, "png": png}
+    if len(tables) < 2 or len(common) < 3:
+        out["reason"] = (f"A Friedman test needs at least 2 tables and 3 predictors with a defined τ in all of "
+                         f"them; here {len(tables)} table(s), {len(common)} predictor(s).")
+        return out
+    from scipy import stats
+    scores = np.array([[t[p] for p in common] for t in tables])  # (N tables, k predictors)
+    r = np.vstack([stats.rankdata(-row) for row in scores])
+    mean = r.mean(axis=0)
+    order = np.argsort(mean, kind="stable")
+    k, n = len(common), len(tables)
+    chi2, p = stats.friedmanchisquare(*scores.T)
+    q = stats.studentized_range.ppf(1 - alpha, k, 1e6) / math.sqrt(2)  # df -> infinity, as Nemenyi's table
+    out.update(ranks={common[i]: float(mean[i]) for i in order}, chi2=float(chi2), p=float(p),
+               cd=float(q * math.sqrt(k * (k + 1) / (6 * n))))
+    return out
+
+
+def plot(fr: dict, path) -> None:
+    """Critical-difference diagram: mean ranks on an axis, a bar of length CD, predictors joined when closer."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, ranks = list(fr["ranks"]), np.array(list(fr["ranks"].values()))
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.28 * k))
+    ax.set_xlim(0.5, k + 0.5)
+    ax.set_ylim(-k - 1.5, 1.5)
+    ax.invert_xaxis()  # rank 1 (best) on the right, as in Demšar's figures
+    ax.hlines(0, 1, k, color="black")
+    for i in range(1, k + 1):
+        ax.vlines(i, 0, 0.15, color="black")
+        ax.text(i, 0.35, str(i), ha="center", fontsize=8)
+    for j, (name, rk) in enumerate(zip(names, ranks)):
+        y = -1 - j
+        ax.plot([rk, rk], [0, y], color="tab:blue", lw=0.8)
+        ax.text(rk, y, f" {name} ({rk:.2f}) ", ha="left" if rk <= (k + 1) / 2 else "right", va="center",
+                fontsize=8)
+    end = min(k, 1 + fr["cd"])  # the CD bar from rank 1, clipped to the axis when CD exceeds the rank range
+    ax.plot([1, end], [1.0, 1.0], color="tab:red", lw=2)
+    ax.text((1 + end) / 2, 1.15, f"CD = {fr['cd']:.2f}" + (" (beyond the axis)" if end < 1 + fr["cd"] else ""),
+            ha="center", fontsize=8, color="tab:red")
+    cliques = [(ranks[i], ranks[j]) for i in range(k) for j in range(i + 1, k)
+               if abs(ranks[i] - ranks[j]) < fr["cd"]]
+    for a, b in cliques:  # predictors not distinguishable: joined by a thick grey bar under the axis
+        ax.plot([a, b], [-0.4, -0.4], color="grey", lw=3, alpha=0.3)
+    ax.set_axis_off()
+    ax.set_title(f"mean rank by Kendall τ over {fr['n_tables']} tables; Friedman p = {fr['p']:.3g}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
