@@ -15,6 +15,17 @@ import numpy as np
 ALPHA = 0.05
 
 
+def by_kind(rows: list[dict], kinds: dict[str, str], alpha: float = ALPHA) -> dict[str, dict]:
+    """One summary per target kind (quality, latency): ranks of BLEU and of latency tables are not mixed.
+    ``kinds``: target name -> kind."""
+    out = {}
+    for kind in dict.fromkeys(kinds.values()):
+        sel = [r for r in rows if kinds.get(r["target"]) == kind]
+        if sel:
+            out[kind] = friedman(sel, alpha, png=f"critical-difference-{kind}.png")
+    return out
+
+
 def friedman(rows: list[dict], alpha: float = ALPHA, png: str = "critical-difference.png") -> dict:
     """``rows``: aggregated result rows (ranked ones: ceilings and in-sample rows are left out)."""
     tau: dict[tuple, dict[str, float]] = {}

@@ -166,9 +166,8 @@ def markdown(results: dict) -> str:
         lines += [f"- {task}: {desc}."]
     if split.get("tasks"):
         lines.append("")
-    fr = results.get("friedman")
-    if fr:
-        lines += _friedman_lines(fr)
+    for kind, fr in (results.get("friedman") or {}).items():
+        lines += _friedman_lines(fr, kind)
     ref = results.get("reference") or {}
     notes = results.get("notes") or {}
     skipped = results.get("skipped") or []
@@ -221,10 +220,10 @@ def _test_sentence(results: dict) -> str:
             f"α = {c.get('alpha', 0.05)}")
 
 
-def _friedman_lines(fr: dict) -> list[str]:
+def _friedman_lines(fr: dict, kind: str) -> list[str]:
     """Cross-task summary: mean rank by Kendall τ, Friedman test, Nemenyi critical difference."""
-    lines = [f"## Across tables: mean rank by Kendall τ ({fr['n_tables']} tables, {len(fr['ranks'])} predictors "
-             "present in all)", ""]
+    lines = [f"## Across {kind} tables: mean rank by Kendall τ ({fr['n_tables']} tables, {len(fr['ranks'])} "
+             "predictors present in all)", ""]
     if fr.get("reason"):
         return lines + [fr["reason"], ""]
     lines.append(tabulate([[p, f"{r:.2f}"] for p, r in fr["ranks"].items()], headers=["predictor", "mean rank"],
@@ -248,9 +247,9 @@ def write(results: dict, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / "leaderboard.md", out_dir / "results.json"
     from . import ranks
-    fr = results.get("friedman")
-    if fr and not fr.get("reason"):
-        ranks.plot(fr, out_dir / fr["png"])
+    for fr in (results.get("friedman") or {}).values():
+        if not fr.get("reason"):
+            ranks.plot(fr, out_dir / fr["png"])
     md.write_text(markdown(results))
     js.write_text(json.dumps(results, indent=1, sort_keys=False, default=_json_default) + "\n")
     return md, js

@@ -47,7 +47,8 @@ class RunResult:
             "notes": {t.name: t.notes + t.data.notes for t in self.suite.tasks if "data" in t.__dict__},
             "split": {"kind": self.split, "tasks": {k: v[1] for k, v in self.splits.items() if v[1]}},
             "comparison": {"test": compare.TEST, "alpha": compare.ALPHA, "metrics": list(PAIRED)},
-            "friedman": ranks.friedman(self.rows),
+            "friedman": ranks.by_kind(self.rows, {tg.name: tg.kind for t in self.suite.tasks
+                                                   for tg in t.targets.values()}),
         }
 
 

@@ -173,7 +173,7 @@ def test_in_sample_rows_are_never_ranked(root):
     (tab,) = report.tables(res)
     assert [r["predictor"] for r in tab["in_sample"]] == ["hat-latency-released"]
     assert "hat-latency-released" not in [r["predictor"].split(" ")[0] for r in tab["rows"]]
-    assert "hat-latency-released" not in res["friedman"]["ranks"]
+    assert "hat-latency-released" not in res["friedman"]["latency"]["ranks"]
     assert "In-sample, **not ranked**" in report.markdown(res)
 
 
