@@ -34,7 +34,7 @@ def friedman(rows: list[dict], alpha: float = ALPHA, png: str = "critical-differ
             tau.setdefault((r["task"], r["target"]), {})[r["predictor"]] = r["mean"]
     tables = list(tau.values())
     common = sorted(set.intersection(*(set(t) for t in tables))) if tables else []
-    out = {"n_tables": len(tables), "ranks": {}, "alpha": alpha, "png": png}
+    out = {"n_tables": len(tables), "n_common": len(common), "ranks": {}, "alpha": alpha, "png": png}
     if len(tables) < 2 or len(common) < 3:
         out["reason"] = (f"A Friedman test needs at least 2 tables and 3 predictors with a defined τ in all of "
                          f"them; here {len(tables)} table(s), {len(common)} predictor(s).")

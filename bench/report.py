@@ -222,8 +222,8 @@ def _test_sentence(results: dict) -> str:
 
 def _friedman_lines(fr: dict, kind: str) -> list[str]:
     """Cross-task summary: mean rank by Kendall τ, Friedman test, Nemenyi critical difference."""
-    lines = [f"## Across {kind} tables: mean rank by Kendall τ ({fr['n_tables']} tables, {len(fr['ranks'])} "
-             "predictors present in all)", ""]
+    lines = [f"## Across {kind} tables: mean rank by Kendall τ ({fr['n_tables']} tables, "
+             f"{fr.get('n_common', len(fr['ranks']))} predictors with a defined τ in all)", ""]
     if fr.get("reason"):
         return lines + [fr["reason"], ""]
     lines.append(tabulate([[p, f"{r:.2f}"] for p, r in fr["ranks"].items()], headers=["predictor", "mean rank"],
