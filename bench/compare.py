@@ -47,10 +47,10 @@ def paired_bootstrap(splits: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         d = np.nanmean(np.vstack(reps), axis=0) if reps else np.array([])
     d = d[np.isfinite(d)]
     if not np.isfinite(delta) or len(d) == 0:
-        return {"delta": delta, "p": float("nan"), "n_boot": int(len(d))}
+        return {"delta": delta, "p": float("nan"), "n_boot": len(d)}
     lo = (np.sum(d <= 0) + 1) / (len(d) + 1)
     hi = (np.sum(d >= 0) + 1) / (len(d) + 1)
-    return {"delta": delta, "p": float(min(1.0, 2 * min(lo, hi))), "n_boot": int(len(d))}
+    return {"delta": delta, "p": float(min(1.0, 2 * min(lo, hi))), "n_boot": len(d)}
 
 
 def holm(pvals: list[float]) -> list[float]:

@@ -54,7 +54,8 @@ def friedman(rows: list[dict], alpha: float = ALPHA, png: str = "critical-differ
 
 def plot(fr: dict, path) -> None:
     """Critical-difference diagram: mean ranks on an axis, a bar of length CD, predictors joined when closer."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot: its import alone is ~0.2 s
+    # no pyplot: its import alone is ~0.2 s
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     names, ranks = list(fr["ranks"]), np.array(list(fr["ranks"].values()))

@@ -16,9 +16,8 @@ import numpy as np
 from predictors import registry
 from predictors.base import Context
 
-from . import compare
+from . import compare, provenance, ranks
 from . import metrics as M
-from . import provenance, ranks
 from .splits import SPLITS
 from .suite import Suite, SuiteError
 

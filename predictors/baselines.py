@@ -5,6 +5,7 @@ import numpy as np
 
 from bench.costs import compute_costs
 from bench.sources import record_costs
+
 from .base import Predictor
 from .registry import register
 
@@ -163,8 +164,8 @@ class NoiseCeiling(Predictor):
         if src.get("kind") != "records" or not isinstance(src.get("file"), dict) or "path" not in src["file"]:
             return None
         from bench.data import resolve
-        from bench.space import parse_arch
         from bench.sources import _read_rows
+        from bench.space import parse_arch
         path = resolve(src["file"], task.suite.path.parent)
         noise = path.with_name(path.name.split(".")[0] + ".noise.jsonl")
         if not noise.exists():
