@@ -41,6 +41,10 @@ def paired_bootstrap(splits: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         full_a, full_b = fn(y, a, True), fn(y, b, True)
         observed.append(full_a - full_b)
         reps.append(resampled(metric, y, a, idx) - resampled(metric, y, b, idx))
+    return _p_value(observed, reps)
+
+
+def _p_value(observed: list[float], reps: list[np.ndarray]) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         delta = float(np.nanmean(observed)) if observed else float("nan")
@@ -66,21 +70,43 @@ def holm(pvals: list[float]) -> list[float]:
     return out.tolist()
 
 
-def _splits_of(runs_a: dict, runs_b: dict, n_boot: int, seed: int):
-    """Align the two predictors' runs per split seed on architectures both predicted; same idx for both."""
-    out = []
-    for s in sorted(set(runs_a) & set(runs_b)):
-        ra, rb = runs_a[s], runs_b[s]
-        y = np.asarray(ra["gold"], float)
-        a = ra["orient"] * np.array([np.nan if v is None else v for v in ra["predictions"]], float)
-        b = rb["orient"] * np.array([np.nan if v is None else v for v in rb["predictions"]], float)
-        ok = np.isfinite(y) & np.isfinite(a) & np.isfinite(b)
-        if ok.sum() < 2:
+def _values(run: dict) -> np.ndarray:
+    return run["orient"] * np.array([np.nan if v is None else v for v in run["predictions"]], float)
+
+
+def _indices(seed: int, split: int, n: int, n_boot: int) -> np.ndarray:
+    """Resample rows that depend on the split (and its size) only: the same rows for every pair in a table."""
+    return np.random.default_rng([seed, int(split), n]).integers(0, n, (n_boot, n))
+
+
+def _compare_pair(runs_best: dict, runs_other: dict, metric: str, n_boot: int, seed: int, memo: dict) -> dict:
+    """:func:`paired_bootstrap` of two predictors' runs, aligned per split seed on the architectures both
+    predicted.  Where a predictor covered the whole split its full and resampled metric are computed once per
+    (run, metric) and reused across the table's pairs (same rows: they depend on the split only)."""
+    fn = METRICS[metric].fn
+    observed, reps = [], []
+    for s in sorted(set(runs_best) & set(runs_other)):
+        pair = (runs_best[s], runs_other[s])
+        y = np.asarray(pair[0]["gold"], float)
+        vals = [_values(r) for r in pair]
+        ok = np.isfinite(y) & np.isfinite(vals[0]) & np.isfinite(vals[1])
+        n = int(ok.sum())
+        if n < 2:
             continue
-        rng = np.random.default_rng([seed, int(s)])  # depends on the split only: same rows for every pair
-        idx = rng.integers(0, int(ok.sum()), (n_boot, int(ok.sum())))
-        out.append((y[ok], a[ok], b[ok], idx))
-    return out
+        idx = _indices(seed, s, n, n_boot)
+        got = []
+        for run, v in zip(pair, vals):
+            key = (id(run), metric)
+            if ok.all() and key in memo:
+                got.append(memo[key])
+                continue
+            m = (fn(y[ok], v[ok], True), resampled(metric, y[ok], v[ok], idx))
+            if ok.all():
+                memo[key] = m
+            got.append(m)
+        observed.append(got[0][0] - got[1][0])
+        reps.append(got[0][1] - got[1][1])
+    return _p_value(observed, reps)
 
 
 def compare_table(runs: dict[str, dict], means: dict[str, dict[str, float]], metric: str,
@@ -93,9 +119,9 @@ def compare_table(runs: dict[str, dict], means: dict[str, dict[str, float]], met
         return {}
     best = (max if m.higher_is_better else min)(scored, key=lambda k: scored[k])
     others = [k for k in scored if k != best]
-    res = {}
+    res, memo = {}, {}
     for k in others:
-        r = paired_bootstrap(_splits_of(runs[best], runs[k], n_boot, seed), metric)
+        r = _compare_pair(runs[best], runs[k], metric, n_boot, seed, memo)
         # reported as other − best (≤ 0 for τ when the best is best on average)
         res[k] = {"delta_vs_best": -r["delta"] if np.isfinite(r["delta"]) else float("nan"), "p_vs_best": r["p"]}
     adj = holm([res[k]["p_vs_best"] for k in others])

@@ -181,8 +181,8 @@ def _kendall_resampled(y: np.ndarray, s: np.ndarray, idx: np.ndarray) -> np.ndar
     """``kendall_batch(y[idx], s[idx])`` without the (B, n, n) tensors: a resample's pair sums are
     quadratic forms ``c' A c`` of its counts c over the original pairs (same values, O(B n^2) matmuls)."""
     n = len(y)
-    counts = np.zeros((len(idx), n))
-    np.add.at(counts, (np.arange(len(idx))[:, None], idx), 1.0)
+    rows = np.repeat(np.arange(len(idx)), idx.shape[1])
+    counts = np.bincount(rows * n + idx.ravel(), minlength=len(idx) * n).reshape(len(idx), n).astype(float)
     sy, ss = np.sign(y[:, None] - y[None, :]), np.sign(s[:, None] - s[None, :])
     num, dy, ds = (((counts @ a) * counts).sum(axis=1) for a in (sy * ss, np.abs(sy), np.abs(ss)))
     den = np.sqrt(dy * ds)
