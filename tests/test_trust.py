@@ -217,3 +217,37 @@ def test_suite_gate_must_name_a_declared_metric(tmp_path):
         """))
     with pytest.raises(SuiteError, match=r"gate\.kendal: not a declared metric; allowed values: \['kendall'"):
         load_suite(p)
+
+
+def test_a_lower_is_better_target_is_honoured_by_every_metric(tmp_path):
+    """A dev-loss target (higher_is_better: false): deeper decoders have more params and a lower loss here, so
+    params (a rank-only "bigger is better" score) must get a positive τ, zero regret and a perfect top 5."""
+    from bench.runner import run_suite
+
+    rows = []
+    for i in range(16):
+        nd = 1 + i % 2
+        arch = {"encoder_embed_dim": 512, "encoder_layer_num": 1, "encoder_ffn_embed_dim": [1024],
+                "encoder_self_attention_heads": [4], "decoder_embed_dim": 512, "decoder_layer_num": nd,
+                "decoder_ffn_embed_dim": [1024] * nd, "decoder_self_attention_heads": [4] * nd,
+                "decoder_ende_attention_heads": [4] * nd, "decoder_arbitrary_ende_attn": [-1] * nd}
+        rows.append({"arch": arch, "nll": 5.0 - nd - 0.001 * i})
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    space = "\n".join(f"      {k}: {v}" for k, v in {
+        "encoder_embed_dim": [512], "decoder_embed_dim": [512], "encoder_ffn_embed_dim": [1024],
+        "decoder_ffn_embed_dim": [1024], "encoder_layer_num": [1], "decoder_layer_num": [1, 2],
+        "encoder_self_attention_heads": [4], "decoder_self_attention_heads": [4],
+        "decoder_ende_attention_heads": [4], "decoder_arbitrary_ende_attn": [-1]}.items())
+    (tmp_path / "s.yaml").write_text(
+        "name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    search_space:\n" + space + "\n"
+        "    source: {kind: records, file: {path: m.jsonl}, targets: {nll: {unit: nats, higher_is_better: false}}, "
+        "train_size: 4, seeds: [0, 1]}\n")
+    res = run_suite(load_suite(tmp_path / "s.yaml"), predictors=["params", "linear"], progress=False,
+                    n_boot=50).to_json()
+    got = {(r["predictor"], r["metric"]): r["mean"] for r in res["results"]}
+    assert got[("params", "kendall")] > 0.5  # oriented by the target's direction: bigger = lower loss
+    assert got[("params", "precision@5")] < 1  # ties in params among equal depths: expected overlap
+    assert got[("params", "regret@1")] <= 0.008  # the top pick is one of the deep (low-loss) architectures
+    assert got[("linear", "kendall")] > 0.5  # a value predictor is never flipped
+    best = [r for r in res["results"] if r["metric"] == "kendall" and r.get("p_vs_best") is None and "best" in r]
+    assert len(best) == 1
