@@ -129,10 +129,11 @@ class Feature(Predictor):
 
     def fit(self, archs, y):
         if not self.rank:
-            x = self._x(archs)
-            design = np.column_stack([np.ones_like(x), x])
-            # lstsq's minimum-norm solution: a feature constant on the train split predicts the train mean
-            self.coef_ = np.linalg.lstsq(design, np.asarray(y, float), rcond=None)[0]
+            x, y = self._x(archs), np.asarray(y, float)
+            if np.ptp(x) == 0:  # a feature constant on the train split carries no slope: predict the mean
+                self.coef_ = np.array([float(np.mean(y)), 0.0])
+            else:
+                self.coef_ = np.linalg.lstsq(np.column_stack([np.ones_like(x), x]), y, rcond=None)[0]
         return self
 
     def predict(self, archs):

@@ -95,6 +95,9 @@ def test_feature_baseline_equals_numpy_least_squares(root):
     with pytest.raises(ValueError, match=r"name='depth' is not allowed; allowed values: \['encoder_embed_dim'"):
         registry.create("feature[name=depth]", Context(task=task, target="valid_bleu", seed=123))
     assert len(FEATURE_NAMES) == 10
+    const = registry.create("feature[name=encoder_layer_num]", Context(task=task, target="valid_bleu", seed=123))
+    p = const.fit([r.arch for r in train], y).predict([r.arch for r in test])  # 6 encoder layers everywhere
+    np.testing.assert_allclose(p, np.mean(y))
 
 
 def _feature(arch, name):
