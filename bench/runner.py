@@ -46,6 +46,8 @@ class RunResult:
             "notes": {t.name: t.notes + t.data.notes for t in self.suite.tasks if "data" in t.__dict__},
             "split": {"kind": self.split, "tasks": {k: v[1] for k, v in self.splits.items() if v[1]}},
             "comparison": {"test": compare.TEST, "alpha": compare.ALPHA, "metrics": list(PAIRED)},
+            "targets": {t.name: {tg.name: {"unit": tg.unit, "kind": tg.kind, "higher_is_better": tg.higher_is_better}
+                                 for tg in t.targets.values()} for t in self.suite.tasks},
             "friedman": ranks.by_kind(self.rows, {tg.name: tg.kind for t in self.suite.tasks
                                                    for tg in t.targets.values()}),
         }

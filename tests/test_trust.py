@@ -254,3 +254,25 @@ def test_a_lower_is_better_target_is_honoured_by_every_metric(tmp_path):
     assert got[("linear", "kendall")] > 0.5  # a value predictor is never flipped
     best = [r for r in res["results"] if r["metric"] == "kendall" and r.get("p_vs_best") is None and "best" in r]
     assert len(best) == 1
+
+
+def test_bench_ranks_pools_suites_per_target_kind(wmt14_run, tmp_path, capsys):
+    import argparse
+
+    from bench import ranks
+
+    paths = []
+    for name in ("a", "b"):
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps(dict(wmt14_run, suite=name)))
+        paths.append(str(p))
+    parser = argparse.ArgumentParser()
+    ranks.add_arguments(parser)
+    assert ranks.main(parser.parse_args([*paths, "--out", str(tmp_path / "out")])) == 0
+    text = (tmp_path / "out" / "ranks.md").read_text()
+    assert "quality targets: 4 tables" in text and "Friedman" in text
+    assert (tmp_path / "out" / "critical-difference-quality.png").stat().st_size > 1000
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert ranks.main(parser.parse_args([str(bad)])) == 2
+    assert "error: " in capsys.readouterr().err
