@@ -13,12 +13,12 @@ from .metrics import METRICS
 
 SUPERNET_ROWS = ("hat", "sandwich", "layer-mos", "neuron-mos")
 SUPERNET_NOTE = (
-    "the supernet rows use the release's column labels literally. They appear mislabelled relative to the paper: "
-    "on WMT'14 En-De the values the paper reports for Layer-wise MoS match this release's `Supernet (Sandwich)` "
-    "column (`sandwich`: MAE 1.05, τ 0.81 here) and its Neuron-wise MoS the release's `Layer-wise MoS` "
-    "(`layer-mos`: 0.97, 0.56). The paper's supernet table is not in this project's docs "
-    "(../shared/docs/paper-reported.md), so the harness cannot confirm the mapping: compare with the paper by "
-    "value, not by name.")
+    "the supernet rows (`hat`, `sandwich`, `layer-mos`, `neuron-mos`) use the release's column labels literally. "
+    "They are reported to be mislabelled relative to the paper: the figures the paper gives for Layer-wise MoS on "
+    "WMT'14 En-De are those of the release's `Supernet (Sandwich)` column (`sandwich` here), and its Neuron-wise "
+    "MoS those of the release's `Layer-wise MoS` (`layer-mos`). The paper's supernet table is not among this "
+    "project's reference figures (../shared/docs/paper-reported.md), so the harness cannot confirm the mapping: "
+    "compare these rows with the paper by value, not by name.")
 
 
 def columns() -> list[str]:
