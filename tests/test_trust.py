@@ -276,3 +276,10 @@ def test_bench_ranks_pools_suites_per_target_kind(wmt14_run, tmp_path, capsys):
     bad.write_text("{")
     assert ranks.main(parser.parse_args([str(bad)])) == 2
     assert "error: " in capsys.readouterr().err
+
+
+def test_cd_cliques_are_maximal_groups_closer_than_cd():
+    from bench.ranks import cliques
+    assert cliques([1, 2, 3, 10], 1.5) == [(1.0, 2.0), (2.0, 3.0)]
+    assert cliques([2.14, 2.14, 2.57, 4.14, 4.43, 5.86, 6.86, 7.86], 3.97) == [(2.14, 5.86), (4.14, 7.86)]
+    assert cliques([1, 5, 9], 2) == []
