@@ -37,6 +37,7 @@ COMMANDS = {
     "search": ("bench.search_cli", "HAT evolutionary search / HS-NAS hybrid with any predictor as scorer"),
     "distill-curve": ("bench.distill_curve", "LLM-Distill-PP learning curve over pool size, teacher vs student"),
     "search-bench": ("bench.search_bench", "benchmark: search time, distilled query time, hybrid cost ratio"),
+    "ranks": ("bench.ranks", "mean ranks across suites: Friedman test and critical-difference diagram"),
 }
 
 
@@ -56,6 +57,8 @@ def add_run(p):
     p.add_argument("--max-calls", type=int, help="run-level budget: at most this many LLM calls")
     p.add_argument("--max-dollars", type=float, help="run-level budget: at most this many dollars")
     p.add_argument("--samples", type=int, help="LLM answers per architecture (repeatability: mean and std)")
+    p.add_argument("--split", default="random", choices=["random", "ood-depth"],
+                   help="random: the task's seeded splits (default); ood-depth: train shallow, test deep decoders")
     p.add_argument("--refresh-failures", action="store_true",
                    help="re-ask LLM requests whose cached answer was a failure (unparseable or implausible)")
 
@@ -170,7 +173,7 @@ def cmd_run(args) -> int:
     res = run_suite(suite, predictors=specs,
                     tasks=args.tasks.split(",") if args.tasks else None,
                     targets=args.targets.split(",") if args.targets else None,
-                    progress=not args.no_progress, run=run)
+                    progress=not args.no_progress, run=run, split=args.split)
     results = res.to_json()
     problems, warnings = verdict(res, specs, explicit, run.budget)
     if args.format == "json":
@@ -274,14 +277,17 @@ def cmd_check(args) -> int:
         preds = split_specs(args.predictors) if args.predictors else sorted({r["predictor"] for r in baseline["results"]})
         check_specs(preds, "--predictors" if args.predictors else f"--baseline {baseline_path}")
         targets = sorted({r["target"] for r in baseline["results"]})
-        new = run_suite(suite, predictors=preds, targets=targets or None, progress=False).to_json()
+        new = run_suite(suite, predictors=preds, targets=targets or None, progress=False,
+                        split=(baseline.get("split") or {}).get("kind", "random")).to_json()
         if args.predictors:  # gate only what was re-run
             ran = {r["predictor"] for r in new["results"]} | set(preds)
             baseline = dict(baseline, results=[r for r in baseline["results"] if r["predictor"] in ran])
+    from .metrics import gate_tolerances
+
     ok, text = compare(new, baseline, suite.gate)
     print(text)
     print(f"gate {'passed' if ok else 'FAILED'} for suite {suite.name} against {baseline_path} "
-          f"(tolerances: {suite.gate})")
+          f"(tolerances: {gate_tolerances(suite.gate)})")
     return 0 if ok else 1
 
 

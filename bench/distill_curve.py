@@ -50,15 +50,19 @@ def query_ms_per_10(pred, archs, repeats: int = 200) -> float:
 
 
 def _score(pred, train, test, target):
+    """The registry's curve metrics (bench.metrics, ``curve=True``) for the target's kind, plus timings."""
+    tgt = pred.ctx.task.targets[target]
     y_tr = np.array([r.targets[target] for r in train])
     y_te = np.array([r.targets[target] for r in test])
     t0 = time.perf_counter()
     pred.fit([r.arch for r in train], y_tr)
     fit_s = time.perf_counter() - t0
     p = np.asarray(pred.predict([r.arch for r in test]), dtype=float)
-    ok = np.isfinite(p)
-    return {"mae": M.mae(y_te[ok], p[ok]), "kendall": M.kendall(y_te[ok], p[ok]), "fit_s": fit_s,
-            "query_ms_per_10": query_ms_per_10(pred, [r.arch for r in test]), "coverage": float(ok.mean())}
+    o = M.orientation(pred, tgt)
+    scores = M.score(y_te, o * p, on_scale=pred.on_target_scale, metrics=M.for_target(tgt.kind, curve=True),
+                     target_higher_is_better=tgt.higher_is_better)
+    return {**scores, "fit_s": fit_s, "query_ms_per_10": query_ms_per_10(pred, [r.arch for r in test]),
+            "coverage": float(np.isfinite(p).mean())}
 
 
 def curve(suite, teacher: str, sizes: list, tasks=None, target="valid_bleu", seeds=None, steps=5000, extra="",
@@ -95,18 +99,25 @@ def aggregate(rows: list[dict]) -> list[dict]:
     agg = []
     for (task, role, pool), rs in out.items():
         a = {"task": task, "role": role, "pool": pool, "predictor": rs[0]["predictor"], "seeds": len(rs)}
-        for m in ("mae", "kendall", "fit_s", "train_s", "query_ms_per_10"):
-            a[m], a[m + "_std"] = M.aggregate([r[m] for r in rs])
+        for m in [*curve_metrics(rs), "fit_s", "train_s", "query_ms_per_10"]:
+            a[m], a[m + "_std"] = M.aggregate([r.get(m) for r in rs])
         agg.append(a)
     return agg
 
 
+def curve_metrics(rows: list[dict]) -> list[str]:
+    """The declared curve metrics present in these rows, in declaration order."""
+    return [m for m in M.METRICS if M.METRICS[m].curve and any(m in r for r in rows)]
+
+
 def table(agg: list[dict]) -> str:
+    from .report import _fmt
+    ms = curve_metrics(agg)
     rows = [[a["task"], a["role"] if a["role"] == "teacher" else f"student, pool {a['pool']}",
-             f"{a['mae']:.3f} ± {a['mae_std']:.3f}", f"{a['kendall']:.3f} ± {a['kendall_std']:.3f}",
+             *[_fmt(a[m], a[m + "_std"], 3) for m in ms],
              f"{a['fit_s']:.2f}", f"{a['train_s']:.1f}" if a["role"] == "student" else "–",
              f"{a['query_ms_per_10']:.3f}"] for a in agg]
-    return tabulate(rows, headers=["task", "predictor", "MAE", "Kendall τ", "fit s (this run)",
+    return tabulate(rows, headers=["task", "predictor", *[M.METRICS[m].label for m in ms], "fit s (this run)",
                                    "student training s (cached students: when trained)", "query ms / 10 archs"],
                     tablefmt="github")
 

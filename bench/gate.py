@@ -1,15 +1,18 @@
 """CI regression gate: compare new results with a baseline and fail when a metric moves the wrong way
-beyond the suite's tolerance."""
+beyond its tolerance.  Which metrics are gated, and which way is worse, come from the metric registry
+(``bench.metrics.METRICS``: a declared default tolerance), overridden by the suite's ``gate``."""
 from __future__ import annotations
 
 import math
 
 from tabulate import tabulate
 
-from .metrics import METRICS
+from .metrics import METRICS, gate_tolerances
 
 
-def compare(new: dict, baseline: dict, tolerance: dict[str, float]) -> tuple[bool, str]:
+def compare(new: dict, baseline: dict, tolerance: dict[str, float] | None = None) -> tuple[bool, str]:
+    """``tolerance``: the suite's gate (metric -> tolerance), on top of the registry's declared defaults."""
+    tolerance = gate_tolerances(tolerance)
     def index(res):
         return {(r["task"], r["target"], r["predictor"], r["metric"]): r["mean"] for r in res["results"]}
 

@@ -11,7 +11,19 @@ from tabulate import tabulate
 
 from .metrics import METRICS
 
-COLUMNS = ["kendall", "spearman", "pearson", "mae", "mae_cal", "rmse", "mape", "within10"]
+SUPERNET_ROWS = ("hat", "sandwich", "layer-mos", "neuron-mos")
+SUPERNET_NOTE = (
+    "the supernet rows (`hat`, `sandwich`, `layer-mos`, `neuron-mos`) use the release's column labels literally. "
+    "They are reported to be mislabelled relative to the paper: the figures the paper gives for Layer-wise MoS on "
+    "WMT'14 En-De are those of the release's `Supernet (Sandwich)` column (`sandwich` here), and its Neuron-wise "
+    "MoS those of the release's `Layer-wise MoS` (`layer-mos`). The paper's supernet table is not among this "
+    "project's reference figures (../shared/docs/paper-reported.md), so the harness cannot confirm the mapping: "
+    "compare these rows with the paper by value, not by name.")
+
+
+def columns() -> list[str]:
+    """Leaderboard columns: every declared metric, in declaration order (bench.metrics is the one list)."""
+    return list(METRICS)
 
 
 def _fmt(mean, std, digits=2):
@@ -50,23 +62,47 @@ def _llm_costs(results: dict) -> dict:
     return out
 
 
+def _cell(r: dict) -> str:
+    m = METRICS[r["metric"]]
+    text = _fmt(r["mean"], r["std"], m.digits)
+    n, k = r.get("seeds"), r.get("seeds_defined")
+    if n is not None and k is not None and 0 < k < n:
+        text += f" ({k}/{n} seeds)"
+    return text
+
+
+def _versus(k: dict) -> str:
+    """Δτ to the table's best and the Holm-corrected p; ≈ marks a statistical tie."""
+    if "best" not in k:
+        return "–"
+    if k.get("p_vs_best") is None:
+        return "best"
+    d, p = k.get("delta_vs_best"), k.get("p_holm")
+    if d is None or p is None or math.isnan(d) or math.isnan(p):
+        return "–"
+    return f"{d:+.2f}, p={p:.2g}" + (" ≈" if k.get("tied_with_best") else "")
+
+
 def tables(results: dict) -> list[dict]:
-    """Group aggregated rows into one table per (task, target)."""
+    """Group aggregated rows into one table per (task, target): ranked rows, ceilings, in-sample rows."""
     groups: dict[tuple, dict[str, dict]] = {}
     for r in results["results"]:
         groups.setdefault((r["task"], r["target"]), {}).setdefault(r["predictor"], {})[r["metric"]] = r
     out = []
     llm = _llm_costs(results)
     for (task, target), preds in groups.items():
-        cols = [c for c in COLUMNS if any(c in m for m in preds.values())]
-        rows = []
+        cols = [c for c in columns() if any(c in m for m in preds.values())]
+        rows = {"ranked": [], "ceiling": [], "in_sample": []}
         for name, m in preds.items():
             k = m.get("kendall", {})
             ci = k.get("ci95")
-            row = {"predictor": name}
+            first = next(iter(m.values()))
+            tied = bool(k.get("tied_with_best")) and k.get("p_vs_best") is not None
+            row = {"predictor": name + (" ≈" if tied else "")}
             for c in cols:
-                row[c] = _fmt(m[c]["mean"], m[c]["std"]) if c in m else "–"
+                row[c] = _cell(m[c]) if c in m else "–"
             row["tau_ci"] = f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci and not math.isnan(ci[0]) else "–"
+            row["versus"] = _versus(k)
             cov = m.get("coverage", {})
             fails = cov.get("failures", 0)
             row["coverage"] = f"{cov.get('mean', float('nan')):.0%}" + (f" ({fails} failed)" if fails else "")
@@ -74,47 +110,81 @@ def tables(results: dict) -> list[dict]:
                 row["coverage"] += f", {cov['seed_errors']} seed(s) errored"
             row["cost"] = _cost(m, llm.get((task, target, name)))
             row["_sort"] = k.get("mean", float("nan"))
-            rows.append(row)
-        rows.sort(key=lambda r: (math.isnan(r["_sort"]), -(r["_sort"] if not math.isnan(r["_sort"]) else 0)))
-        out.append({"task": task, "target": target, "columns": cols, "rows": rows})
+            kind = "ceiling" if first.get("ceiling") else "in_sample" if first.get("in_sample") else "ranked"
+            rows[kind].append(row)
+        for rs in rows.values():
+            rs.sort(key=lambda r: (math.isnan(r["_sort"]), -(r["_sort"] if not math.isnan(r["_sort"]) else 0)))
+        out.append({"task": task, "target": target, "columns": cols, "rows": rows["ranked"],
+                    "ceiling": rows["ceiling"], "in_sample": rows["in_sample"]})
     return out
 
 
-def _headers(cols):
+def _headers(cols, versus=True):
     heads = ["predictor"]
     for c in cols:
         heads.append(METRICS[c].label)
         if c == "kendall":
             heads.append("τ 95% CI")
+            if versus:
+                heads.append("Δτ vs best, p (Holm)")
     return heads + ["coverage", "cost"]
 
 
-def _cells(row, cols):
+def _cells(row, cols, versus=True):
     cells = [row["predictor"]]
     for c in cols:
         cells.append(row[c])
         if c == "kendall":
             cells.append(row["tau_ci"])
+            if versus:
+                cells.append(row["versus"])
     return cells + [row["coverage"], row["cost"]]
+
+
+def _table(rows, cols, versus=True) -> str:
+    return tabulate([_cells(r, cols, versus) for r in rows], headers=_headers(cols, versus), tablefmt="github",
+                    disable_numparse=True)
 
 
 def markdown(results: dict) -> str:
     prov = results["provenance"]
     lines = [f"# Leaderboard: suite `{results['suite']}`", "",
              "Generated by `python -m bench run`; do not edit. Each cell is mean ± std (population) over the "
-             "split seeds; predictors are sorted by Kendall τ (signed, tau-b). `MAE (calibrated)` is for "
+             "split seeds; `(2/3 seeds)` marks a metric undefined on some seeds (e.g. constant predictions), "
+             "averaged over the seeds where it is defined. Predictors are sorted by Kendall τ (signed, tau-b). "
+             "`regret@1`: target of the best test architecture minus that of the predictor's top pick (target "
+             "units, lower is better); `precision@5`: overlap of the predictor's top 5 with the true top 5 "
+             "(ties broken at random, in expectation). `MAE (calibrated)` is for "
              "predictors that only rank: a linear map fitted on the train split puts them on the target's scale. "
+             f"`Δτ vs best`: {_test_sentence(results)}; **≈** marks a row statistically tied with the best "
+             "(corrected p ≥ α). The noise ceiling (a twin measurement of the target used as the prediction) and "
+             "in-sample rows are scored alike and never ranked. "
              "Cost: fit time per split and query time per architecture in this run, on the machine that ran it; "
              "a score served from the cache costs only its lookup (LLM calls and cache hits are counted apart).", ""]
+    split = results.get("split") or {}
+    for task, desc in (split.get("tasks") or {}).items():
+        lines += [f"- {task}: {desc}."]
+    if split.get("tasks"):
+        lines.append("")
+    for kind, fr in (results.get("friedman") or {}).items():
+        lines += _friedman_lines(fr, kind)
     ref = results.get("reference") or {}
     notes = results.get("notes") or {}
     skipped = results.get("skipped") or []
     for tab in tables(results):
         lines.append(f"## {tab['task']} — target `{tab['target']}`")
         lines.append("")
-        lines.append(tabulate([_cells(r, tab["columns"]) for r in tab["rows"]], headers=_headers(tab["columns"]),
-                              tablefmt="github", disable_numparse=True))
+        lines.append(_table(tab["rows"], tab["columns"]))
         lines.append("")
+        if tab["ceiling"]:
+            lines += ["Noise ceiling — a twin measurement as the prediction (reference, **not ranked**):", "",
+                      _table(tab["ceiling"], tab["columns"], versus=False), ""]
+        if tab["in_sample"]:
+            lines += ["In-sample, **not ranked** — scored on data these predictors were fitted on "
+                      "(`\"in_sample\": true` in results.json):", "",
+                      _table(tab["in_sample"], tab["columns"], versus=False), ""]
+        if any(r["predictor"].split(" ")[0] in SUPERNET_ROWS for r in tab["rows"]):
+            lines += [f"- Data note: {SUPERNET_NOTE}", ""]
         sk = [s for s in skipped if s["task"] == tab["task"] and s["target"] == tab["target"]]
         if sk:
             lines.append("Skipped: " + "; ".join(f"`{s['predictor']}` ({s['reason']})" for s in sk) + ".")
@@ -144,6 +214,26 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _test_sentence(results: dict) -> str:
+    c = results.get("comparison") or {}
+    return (f"τ of the row minus τ of the table's best, {c.get('test', 'paired bootstrap')}, "
+            f"α = {c.get('alpha', 0.05)}")
+
+
+def _friedman_lines(fr: dict, kind: str) -> list[str]:
+    """Cross-task summary: mean rank by Kendall τ, Friedman test, Nemenyi critical difference."""
+    lines = [f"## Across {kind} tables: mean rank by Kendall τ ({fr['n_tables']} tables, "
+             f"{fr.get('n_common', len(fr['ranks']))} predictors with a defined τ in all)", ""]
+    if fr.get("reason"):
+        return lines + [fr["reason"], ""]
+    lines.append(tabulate([[p, f"{r:.2f}"] for p, r in fr["ranks"].items()], headers=["predictor", "mean rank"],
+                          tablefmt="github", disable_numparse=True))
+    lines += ["", f"Friedman χ² = {fr['chi2']:.2f}, p = {fr['p']:.3g}; Nemenyi critical difference at α = "
+                  f"{fr['alpha']}: {fr['cd']:.2f} ranks (two predictors whose mean ranks differ by less are not "
+                  f"distinguishable across these tables). Plot: `{fr['png']}`.", ""]
+    return lines
+
+
 def to_csv(results: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -156,6 +246,10 @@ def to_csv(results: dict) -> str:
 def write(results: dict, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / "leaderboard.md", out_dir / "results.json"
+    from . import ranks
+    for fr in (results.get("friedman") or {}).values():
+        if not fr.get("reason"):
+            ranks.plot(fr, out_dir / fr["png"])
     md.write_text(markdown(results))
     js.write_text(dumps(results) + "\n")
     return md, js

@@ -16,12 +16,14 @@ import numpy as np
 from predictors import registry
 from predictors.base import Context
 
-from . import data
+from . import compare, data, provenance, ranks
 from . import metrics as M
-from . import provenance
 from .cache import CacheError
 from .invocation import Run
+from .splits import SPLITS
 from .suite import Suite, SuiteError
+
+PAIRED = ("kendall", "mae")  # metrics with a paired test against the table's best row
 
 
 @dataclass
@@ -33,6 +35,8 @@ class RunResult:
     configs: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     produced: set = field(default_factory=set)  # requested specs that produced at least one scored row
+    split: str = "random"
+    splits: dict = field(default_factory=dict)  # task -> ({seed: (train, test)}, description)
 
     def to_json(self) -> dict:
         return {
@@ -43,11 +47,18 @@ class RunResult:
             "runs": self.runs,
             "reference": self.suite.reference_rows(),
             "notes": {t.name: t.notes + t.data.notes for t in self.suite.tasks if "data" in t.__dict__},
+            "split": {"kind": self.split, "tasks": {k: v[1] for k, v in self.splits.items() if v[1]}},
+            "comparison": {"test": compare.TEST, "alpha": compare.ALPHA, "metrics": list(PAIRED)},
+            "targets": {t.name: {tg.name: {"unit": tg.unit, "kind": tg.kind, "higher_is_better": tg.higher_is_better}
+                                 for tg in t.targets.values()} for t in self.suite.tasks},
+            "friedman": ranks.by_kind(self.rows, {tg.name: tg.kind for t in self.suite.tasks
+                                                   for tg in t.targets.values()}),
         }
 
 
 def metric_names(target) -> list[str]:
-    return M.LATENCY_METRICS if target.kind == "latency" else M.QUALITY_METRICS
+    """Every declared metric that applies to the target's kind (bench.metrics is the one list)."""
+    return M.for_target(target.kind)
 
 
 def _progress(total: int, enabled: bool):
@@ -59,7 +70,7 @@ def _progress(total: int, enabled: bool):
 
 def run_suite(suite: Suite, predictors: list[str] | None = None, tasks: list[str] | None = None,
               targets: list[str] | None = None, options: dict | None = None, progress: bool = True,
-              n_boot: int = 1000, run: Run | None = None) -> RunResult:
+              n_boot: int = 1000, run: Run | None = None, split: str = "random") -> RunResult:
     """Score every (task, target, predictor, seed).  ``run`` carries this invocation's options and collects
     the files it reads (a fresh one when not given); ``options`` is kept for callers that pass only options."""
     run = run or Run(options=dict(options or {}))
@@ -69,8 +80,12 @@ def run_suite(suite: Suite, predictors: list[str] | None = None, tasks: list[str
     if not specs:
         raise SuiteError(f"{suite.path}: predictors: no predictors given and the suite lists none")
     task_objs = [suite.task(t) for t in tasks] if tasks else suite.tasks
-    result = RunResult(suite=suite)
+    if split not in SPLITS:
+        raise SuiteError(f"--split: {split!r} is not allowed; allowed values: {sorted(SPLITS)}")
+    result = RunResult(suite=suite, split=split)
     with run:
+        for t in task_objs:
+            result.splits[t.name] = SPLITS[split](t)
         jobs = [(t, tg, s) for t in task_objs for tg in _targets(t, targets) for s in specs]
         bar = _progress(len(jobs), progress)
         try:
@@ -83,6 +98,7 @@ def run_suite(suite: Suite, predictors: list[str] | None = None, tasks: list[str
         finally:
             if bar:
                 bar.close()  # before any message, so an error line never lands after the bar
+        _compare(result, n_boot)
         for t in task_objs:  # task data cached from an earlier run in this process is not re-read: add it
             if "data" in t.__dict__:
                 for f in t.data.files:
@@ -114,6 +130,19 @@ def _skip(result, task, target, spec, reason):
     result.skipped.append({"task": task.name, "target": target.name, "predictor": spec, "reason": reason})
 
 
+def _fit_predict(pred, train, test, target):
+    """Fit on train, predict test (and train, for calibration); returns (y_tr, y_te, p_tr, p_te, fit_s, query_s)."""
+    y_tr = np.array([r.targets[target] for r in train])
+    y_te = np.array([r.targets[target] for r in test])
+    t0 = time.perf_counter()
+    pred.fit([r.arch for r in train], y_tr)
+    t1 = time.perf_counter()
+    p_te = np.asarray(pred.predict([r.arch for r in test]), dtype=float)
+    t2 = time.perf_counter()
+    p_tr = None if pred.on_target_scale else np.asarray(pred.predict([r.arch for r in train]), dtype=float)
+    return y_tr, y_te, p_tr, p_te, t1 - t0, (t2 - t1) / max(1, len(test))
+
+
 def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: int) -> None:
     name, config = registry.parse_spec(spec)
     try:
@@ -128,7 +157,8 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
     names = metric_names(target)
     per_seed: dict[int, dict] = {}
     pairs = []
-    for seed in task.seeds:
+    splits, _ = result.splits[task.name]
+    for seed, (train, test) in splits.items():
         ctx = Context(task=task, target=target.name, seed=seed, options=options)
         pred = registry.create(spec, ctx)
         why = pred.supports(task, target.name)
@@ -136,19 +166,11 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
             _skip(result, task, target, spec, why)
             return
         result.configs.setdefault(pred.spec, pred.describe())
-        train, test = task.split(seed)
         train = [r for r in train if np.isfinite(r.targets.get(target.name, np.nan))]
         test = [r for r in test if np.isfinite(r.targets.get(target.name, np.nan))]
-        y_tr = np.array([r.targets[target.name] for r in train])
-        y_te = np.array([r.targets[target.name] for r in test])
         run = {"task": task.name, "target": target.name, "predictor": pred.spec, "seed": seed, "n_test": len(test)}
         try:
-            t0 = time.perf_counter()
-            pred.fit([r.arch for r in train], y_tr)
-            t1 = time.perf_counter()
-            p_te = np.asarray(pred.predict([r.arch for r in test]), dtype=float)
-            t2 = time.perf_counter()
-            p_tr = None if pred.on_target_scale else np.asarray(pred.predict([r.arch for r in train]), dtype=float)
+            y_tr, y_te, p_tr, p_te, fit_s, query_s = _fit_predict(pred, train, test, target.name)
         except CacheError:
             raise  # a broken cache breaks every predictor: stop with its advice, not "failed on every seed"
         except Exception as exc:  # a broken predictor must not take the run down
@@ -159,43 +181,56 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
             run.update(error=f"predict returned {len(p_te)} values for {len(test)} architectures")
             result.runs.append(run)
             continue
+        o = M.orientation(pred, target)
         finite = np.isfinite(p_te)
         run.update(
-            metrics=M.score(y_te, p_te, higher_is_better=pred.higher_is_better, on_scale=pred.on_target_scale,
-                            metrics=names, p_train=p_tr, y_train=y_tr),
+            metrics=M.score(y_te, o * p_te, on_scale=pred.on_target_scale, metrics=names,
+                            target_higher_is_better=target.higher_is_better,
+                            p_train=None if p_tr is None else o * p_tr, y_train=y_tr),
             coverage=float(finite.mean()) if len(p_te) else 0.0,
             failures=int((~finite).sum()),
-            fit_s=t1 - t0,
-            query_s_per_arch=(t2 - t1) / max(1, len(test)),
+            fit_s=fit_s,
+            query_s_per_arch=query_s,
             cost=pred.cost(),
             details=pred.details(),
             predictions=[None if not np.isfinite(v) else float(v) for v in p_te],
             gold=[float(v) for v in y_te],
             test_ids=[r.id for r in test],
+            orient=o,
         )
+        for flag in ("ceiling", "in_sample"):
+            if getattr(pred, flag, False):
+                run[flag] = True
         result.runs.append(run)
         per_seed[seed] = run
-        s = p_te if pred.higher_is_better else -p_te
-        pairs.append((y_te, s))
+        pairs.append((y_te, o * p_te))
     if not per_seed:
         errors = [r.get("error") for r in result.runs
                   if r["task"] == task.name and r["target"] == target.name and r["predictor"] == spec]
         _skip(result, task, target, spec, f"failed on every seed: {errors[0] if errors else 'unknown error'}")
         return
     result.produced.add(spec)
-    pspec = next(iter(per_seed.values()))["predictor"]
+    _aggregate(result, task, target, per_seed, pairs, names, len(splits), n_boot)
+
+
+def _aggregate(result, task, target, per_seed, pairs, names, n_seeds, n_boot):
+    first = next(iter(per_seed.values()))
+    base = {"task": task.name, "target": target.name, "predictor": first["predictor"]}
+    for flag in ("ceiling", "in_sample"):
+        if first.get(flag):
+            base[flag] = True
     all_names = sorted({m for r in per_seed.values() for m in r["metrics"]}, key=names.index)
-    base = {"task": task.name, "target": target.name, "predictor": pspec}
     for m in all_names:
         vals = {str(s): r["metrics"].get(m) for s, r in per_seed.items()}
         mean, std = M.aggregate(list(vals.values()))
-        row = dict(base, metric=m, mean=mean, std=std, per_seed=vals)
+        row = dict(base, metric=m, mean=mean, std=std, per_seed=vals,
+                   seeds_defined=M.n_defined(list(vals.values())), seeds=n_seeds)
         if m == "kendall":
             row["ci95"] = list(M.bootstrap_kendall_ci(pairs, n_boot=n_boot, seed=0))
         result.rows.append(row)
     cov = [r["coverage"] for r in per_seed.values()]
     fails = sum(r["failures"] for r in per_seed.values())
-    errors = len(task.seeds) - len(per_seed)
+    errors = n_seeds - len(per_seed)
     result.rows.append(dict(base, metric="coverage", mean=float(np.mean(cov)), std=float(np.std(cov)),
                             per_seed={str(s): r["coverage"] for s, r in per_seed.items()},
                             failures=fails, seed_errors=errors))
@@ -206,3 +241,21 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
     result.rows.append(dict(base, metric="query_ms_per_arch", mean=1000 * float(np.mean(q)),
                             std=1000 * float(np.std(q)),
                             per_seed={str(s): 1000 * r["query_s_per_arch"] for s, r in per_seed.items()}))
+
+
+def _compare(result: RunResult, n_boot: int) -> None:
+    """Paired tests of every ranked row against its table's best (ceilings and in-sample rows excluded)."""
+    runs: dict[tuple, dict] = {}
+    for r in result.runs:
+        if "metrics" in r and not r.get("ceiling") and not r.get("in_sample"):
+            runs.setdefault((r["task"], r["target"]), {}).setdefault(r["predictor"], {})[r["seed"]] = r
+    for (task, target), by_pred in runs.items():
+        rows = [r for r in result.rows if r["task"] == task and r["target"] == target and r["predictor"] in by_pred]
+        means: dict[str, dict] = {}
+        for r in rows:
+            means.setdefault(r["predictor"], {})[r["metric"]] = r["mean"]
+        for metric in PAIRED:
+            res = compare.compare_table(by_pred, means, metric, n_boot=n_boot)
+            for r in rows:
+                if r["metric"] == metric and r["predictor"] in res:
+                    r.update(res[r["predictor"]])

@@ -31,6 +31,8 @@ class Predictor:
     on_target_scale: bool = True  # False: a score that only ranks; MAE needs calibration
     higher_is_better: bool = True  # True when a higher score predicts a higher target
     version: str = "1"
+    in_sample: bool = False  # scored on data it was fitted on (e.g. released weights): reported apart, never ranked
+    ceiling: bool = False  # a reference row (a twin measurement of the target), scored alike, never ranked
 
     def __init__(self, ctx: Context, **config: Any):
         self.ctx = ctx

@@ -46,25 +46,29 @@ def test_kendall_batch_equals_scipy():
 
 
 def test_score_orients_by_declared_direction_and_skips_scale_metrics():
+    from types import SimpleNamespace as NS
     y = np.array([1.0, 2.0, 3.0, 4.0])
     p = -y  # a score where lower predicts higher target
-    out = M.score(y, p, higher_is_better=False, on_scale=False, metrics=["kendall", "mae"])
+    quality = NS(kind="quality", higher_is_better=True)
+    o = M.orientation(NS(higher_is_better=False, on_target_scale=False), quality)
+    out = M.score(y, o * p, on_scale=False, metrics=["kendall", "mae"])
     assert out == {"kendall": pytest.approx(1.0)}
-    out = M.score(y, p, higher_is_better=True, on_scale=False, metrics=["kendall"])
+    o = M.orientation(NS(higher_is_better=True, on_target_scale=False), quality)
+    out = M.score(y, o * p, on_scale=False, metrics=["kendall"])
     assert out["kendall"] == pytest.approx(-1.0)  # signed, never abs()
 
 
 def test_calibrated_mae_uses_train_split_linear_map():
     p_tr, y_tr = np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 30.0])
     y_te, p_te = np.array([40.0, 50.0]), np.array([4.0, 6.0])
-    out = M.score(y_te, p_te, higher_is_better=True, on_scale=False, metrics=["mae_cal"], p_train=p_tr, y_train=y_tr)
+    out = M.score(y_te, p_te, on_scale=False, metrics=["mae_cal"], p_train=p_tr, y_train=y_tr)
     assert out["mae_cal"] == pytest.approx((0 + 10) / 2)
 
 
 def test_nan_predictions_are_excluded_from_metrics():
     y = np.array([1.0, 2.0, 3.0, 4.0])
     p = np.array([1.0, np.nan, 3.0, 5.0])
-    assert M.score(y, p, higher_is_better=True, on_scale=True, metrics=["mae"])["mae"] == pytest.approx(1 / 3)
+    assert M.score(y, p, on_scale=True, metrics=["mae"])["mae"] == pytest.approx(1 / 3)
 
 
 def test_aggregate_is_mean_and_population_std():
