@@ -218,7 +218,7 @@ def test_suite_gate_must_name_a_declared_metric(tmp_path):
         gate: {kendal: 0.02}
         tasks: [{name: a, search_space: {encoder_embed_dim: [512]}, source: {kind: llmas, task: wmt14ende}}]
         """))
-    with pytest.raises(SuiteError, match=r"gate\.kendal: not a declared metric; allowed values: \['kendall'"):
+    with pytest.raises(SuiteError, match=r"gate\.kendal: unknown metric; allowed keys: \[.kendall."):
         load_suite(p)
 
 
@@ -244,7 +244,7 @@ def test_a_lower_is_better_target_is_honoured_by_every_metric(tmp_path):
     (tmp_path / "s.yaml").write_text(
         "name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    search_space:\n" + space + "\n"
         "    source: {kind: records, file: {path: m.jsonl}, targets: {nll: {unit: nats, higher_is_better: false}}, "
-        "train_size: 4, seeds: [0, 1]}\n")
+        "train_size: 4, seeds: [0, 1], duplicates: keep}\n")
     res = run_suite(load_suite(tmp_path / "s.yaml"), predictors=["params", "linear"], progress=False,
                     n_boot=50).to_json()
     got = {(r["predictor"], r["metric"]): r["mean"] for r in res["results"]}
