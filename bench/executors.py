@@ -180,7 +180,9 @@ class LocalExecutor:
 # ---------------------------------------------------------------- ray
 def _ray_call(fn, shared, label, args, threads, board):
     """Runs on a Ray worker: report the start (so retries are visible), then compute and return."""
-    board.started.remote(label, worker_id(), time.time())
+    import ray
+
+    ray.get(board.started.remote(label, worker_id(), time.time()))  # acknowledged: a retry is always counted
     _set_threads(threads)
     return fn(shared, *args), worker_id()
 
@@ -273,28 +275,32 @@ class RayExecutor:
             starts: dict[str, int] = {}
             seen = 0
             poll = None
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+
+            def drain(block: bool) -> None:
+                nonlocal seen, poll
                 if poll is None:
                     poll = board.drain.remote(seen)
-                done_polls, _ = ray.wait([poll], timeout=0)
-                if done_polls:
+                if block or ray.wait([poll], timeout=0)[0]:
                     events = ray.get(poll)
                     seen += len(events)
                     poll = None
                     for label, w, since in events:
                         starts[label] = starts.get(label, 0) + 1
                         progress.started(label, w, since, starts[label])
+
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                drain(block=bool(ready))  # every start of a finished task is counted before it is reported
                 for r in ready:
                     t = pending.pop(r)
+                    n = starts.get(t.label, 0)
                     try:
                         value, w = ray.get(r)
-                        yield Outcome(t, value, worker=w, attempts=max(1, starts.get(t.label, 1)))
+                        yield Outcome(t, value, worker=w, attempts=max(1, n))
                     except Exception as exc:  # noqa: BLE001 - retries exhausted (WorkerCrashedError) or fn raised
                         msg = str(exc).strip().splitlines()
                         yield Outcome(t, error=f"{type(exc).__name__}: {msg[-1] if msg else ''} "
-                                               f"(after {starts.get(t.label, 0)} start(s))",
-                                      attempts=starts.get(t.label, 0))
+                                               f"(after {n} start(s))", attempts=n)
         finally:
             self.shutdown()
 

@@ -346,6 +346,7 @@ def main(args) -> int:
         print(summary_markdown(suite, [args.task] if args.task != "all" else None))
         return 0
     task = suite.task(args.task)
+    executor = executors.from_args(args, threads=args.threads, device=args.device)
     torch.set_num_threads(args.threads)
     prep = prepare(task)
     if args.max_steps is not None:
@@ -357,7 +358,6 @@ def main(args) -> int:
     full = _plan(args, prep)
     plan = [(i, a, s) for i, a, s in full if (a.key(), s) not in done]
     total = len(full)
-    executor = executors.from_args(args, threads=args.threads, device=args.device)
     print(f"{task.name}: {total - len(plan)} of {total} (architecture, seed) runs already in {out}; "
           f"{len(plan)} to go; vocab {len(prep.vocab)}, {len(prep.train_pairs)} train / {len(prep.dev_pairs)} dev "
           f"pairs; executor {executor.describe()}", file=sys.stderr)
