@@ -26,6 +26,7 @@ COMMANDS = {
     "search": ("bench.search_cli", "HAT evolutionary search / HS-NAS hybrid with any predictor as scorer"),
     "distill-curve": ("bench.distill_curve", "LLM-Distill-PP learning curve over pool size, teacher vs student"),
     "search-bench": ("bench.search_bench", "benchmark: search time, distilled query time, hybrid cost ratio"),
+    "sweep-bench": ("bench.sweep_bench", "benchmark: sweep wall time with 2 workers vs 1 (local, Ray); Ray start-up"),
 }
 
 
