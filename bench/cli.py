@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import report
+from . import executors, report
 from .data import DataError
 from .space import ArchError
 from .suite import SuiteError, load_suite
@@ -45,6 +45,7 @@ def add_run(p):
     p.add_argument("--max-calls", type=int, help="run-level budget: at most this many LLM calls")
     p.add_argument("--max-dollars", type=float, help="run-level budget: at most this many dollars")
     p.add_argument("--samples", type=int, help="LLM answers per architecture (repeatability: mean and std)")
+    executors.add_arguments(p)  # zero-cost proxies over a pool (distill[teacher=zc-all]) run on it
 
 
 def cmd_run(args) -> int:
@@ -55,10 +56,11 @@ def cmd_run(args) -> int:
     suite = load_suite(args.suite)
     options = {k: getattr(args, k) for k in ("llm", "concurrency", "max_calls", "max_dollars", "samples")
                if getattr(args, k, None) is not None}
-    res = run_suite(suite, predictors=split_specs(args.predictors) if args.predictors else None,
-                    tasks=args.tasks.split(",") if args.tasks else None,
-                    targets=args.targets.split(",") if args.targets else None,
-                    options=options, progress=not args.no_progress)
+    with executors.using(executors.from_args(args, threads=None)):
+        res = run_suite(suite, predictors=split_specs(args.predictors) if args.predictors else None,
+                        tasks=args.tasks.split(",") if args.tasks else None,
+                        targets=args.targets.split(",") if args.targets else None,
+                        options=options, progress=not args.no_progress)
     results = res.to_json()
     if args.format == "json":
         print(json.dumps(results["results"], indent=1))

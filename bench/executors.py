@@ -25,6 +25,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,8 +252,19 @@ class RayExecutor:
         self.started_here = True
         self.startup_seconds = time.perf_counter() - t0
 
+    @contextmanager
+    def hold(self):
+        """Keep one Ray session across several ``run`` calls."""
+        self.start()
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+            self.shutdown()
+
     def shutdown(self) -> None:
-        if self.started_here:
+        if self.started_here and not getattr(self, "_held", False):
             import ray
             ray.shutdown()
             self.started_here = False
@@ -303,6 +315,31 @@ class RayExecutor:
                                                f"(after {n} start(s))", attempts=n)
         finally:
             self.shutdown()
+
+
+# ---------------------------------------------------------------- the executor of code deep in a call stack
+_CURRENT: list = []
+
+
+def current():
+    """The executor a sweep asked for (``using``), else tasks run in this process one by one."""
+    return _CURRENT[-1] if _CURRENT else LocalExecutor(1)
+
+
+@contextmanager
+def using(executor):
+    """Make ``executor`` current (e.g. for the zero-cost proxies a ``distill[teacher=zc-all]`` run computes);
+    a Ray session is started once here and shut down on exit, not once per batch."""
+    _CURRENT.append(executor)
+    held = getattr(executor, "hold", None)
+    try:
+        if held:
+            with held():
+                yield executor
+        else:
+            yield executor
+    finally:
+        _CURRENT.pop()
 
 
 # ---------------------------------------------------------------- CLI glue

@@ -157,3 +157,32 @@ def test_done_keys_match_recipe_and_code_hash():
     p = P()
     p.code_sha256 = "c1"
     assert done_keys(rows, p) == {("a", 0)}
+
+
+def test_zero_cost_pool_scores_on_ray_equal_local_and_only_the_driver_writes_the_cache(tmp_path, ray_session):
+    torch = pytest.importorskip("torch")
+    from test_zero_cost import OTHER, TINY, _task
+
+    from bench import executors
+    from bench.cache import Cache
+    from bench.model import proxies as P
+    from bench.model.batch import make_batch
+
+    task = _task()
+    batch = make_batch(task, "random", batch_size=4, length=6, seed=0)
+    local_cache, ray_cache = Cache(tmp_path / "local.sqlite", "zc"), Cache(tmp_path / "ray.sqlite", "zc")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as on the Ray workers: float sums depend on the thread count
+    try:
+        local, st = P.score_many(task, [TINY, OTHER], ["snip", "synflow"], batch, progress=False, cache=local_cache)
+    finally:
+        torch.set_num_threads(threads)
+    assert st["computed"] == 2
+    with executors.using(executors.RayExecutor(None, threads=1)):
+        remote, st = P.score_many(task, [TINY, OTHER], ["snip", "synflow"], batch, progress=False, cache=ray_cache)
+    assert st["computed"] == 2
+    for a, b in zip(local, remote):
+        for n in ("snip", "synflow"):
+            assert a[n]["score"] == b[n]["score"] and a[n]["tensors"] == b[n]["tensors"]
+    again, st = P.score_many(task, [TINY, OTHER], ["snip"], batch, progress=False, cache=ray_cache)
+    assert st["cached"] == 2 and [r["snip"]["score"] for r in again] == [r["snip"]["score"] for r in local]
