@@ -186,3 +186,16 @@ def test_zero_cost_pool_scores_on_ray_equal_local_and_only_the_driver_writes_the
             assert a[n]["score"] == b[n]["score"] and a[n]["tensors"] == b[n]["tensors"]
     again, st = P.score_many(task, [TINY, OTHER], ["snip"], batch, progress=False, cache=ray_cache)
     assert st["cached"] == 2 and [r["snip"]["score"] for r in again] == [r["snip"]["score"] for r in local]
+
+
+def test_search_seeds_on_ray_equal_single_seed_runs(tmp_path, ray_session, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    common = ["search", "suites/wmt14.yaml", "--task", "wmt14-en-de", "--latency-ms", "150", "--scorer", "linear",
+              "--then", "gp", "--switch-at", "2", "--iterations", "3", "--population", "16", "--parents", "4",
+              "--mutations", "6", "--crossovers", "6", "--no-progress", "--compare-baseline"]
+    assert main([*common, "--seeds", "11,12", "--executor", "ray", "--out", str(tmp_path / "multi")]) == 0
+    assert main([*common, "--seed", "12", "--out", str(tmp_path / "one")]) == 0
+    for name in ("best.yml", "best.json", "population.json", "trajectory.json", "ledger.json", "comparison.json",
+                 "baseline/best.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "multi" / "seed12" / name).read_bytes(), name
+    assert (tmp_path / "multi" / "seed11" / "best.json").read_bytes() != (tmp_path / "one" / "best.json").read_bytes()
