@@ -302,6 +302,8 @@ class RayExecutor:
 
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                if ready and len(pending) > 1:  # take every result that is already in, not one per round trip
+                    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
                 drain(block=bool(ready))  # every start of a finished task is counted before it is reported
                 for r in ready:
                     t = pending.pop(r)
@@ -314,6 +316,8 @@ class RayExecutor:
                         yield Outcome(t, error=f"{type(exc).__name__}: {msg[-1] if msg else ''} "
                                                f"(after {n} start(s))", attempts=n)
         finally:
+            for r in locals().get("pending", {}):  # the driver stopped early: do not leave work running
+                ray.cancel(r, force=True)
             self.shutdown()
 
 
