@@ -364,6 +364,9 @@ def from_args(args, threads: int | None = 1, device: str = "cpu") -> LocalExecut
         raise ExecutorError("--ray-address: only with --executor ray")
     if kind == "local":
         return LocalExecutor(getattr(args, "workers", 1) or 1, threads)
+    if (getattr(args, "workers", 1) or 1) > 1:
+        raise ExecutorError("--workers: only with --executor local; on Ray the cluster's CPUs divided by --threads "
+                            "decide how many tasks run at once")
     return RayExecutor(args.ray_address, threads, 1.0 if str(device).startswith("cuda") else 0.0,
                        getattr(args, "max_retries", 2))
 

@@ -143,6 +143,8 @@ def test_executor_option_errors(tmp_path, capsys):
     assert "error: --ray-address: only with --executor ray" in capsys.readouterr().err
     assert measure(suite, tmp_path / "x.jsonl", "--executor", "ray", "--max-retries", "-1") == 2
     assert "error: --max-retries: must be >= 0" in capsys.readouterr().err
+    assert measure(suite, tmp_path / "x.jsonl", "--executor", "ray", "--workers", "2") == 2
+    assert "error: --workers: only with --executor local" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
 
 
