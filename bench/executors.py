@@ -201,6 +201,18 @@ class _Board:
         return self.events[start:]
 
 
+def _reachable(address: str) -> None:
+    """Ray retries an unreachable head for minutes; say so at once instead (``auto`` and ``ray://`` are Ray's)."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ExecutorError(f"--ray-address {address}: cannot connect ({exc.strerror or exc}); start a cluster with "
+                            f"`ray start --head` and pass the address it prints") from None
+
+
 class RayExecutor:
     """Tasks on a Ray cluster: ``address`` of a running one (``ray start --head``), or None for a local in-process Ray.
 
@@ -218,6 +230,8 @@ class RayExecutor:
                 from None
         if max_retries < 0:
             raise ExecutorError(f"--max-retries: must be >= 0, got {max_retries}")
+        if address:
+            _reachable(address)  # before any work is prepared
         self.address, self.threads, self.gpus, self.max_retries = address, threads, gpus, max_retries
         self.num_cpus = num_cpus  # only for a local Ray this executor starts itself
         self.started_here = False

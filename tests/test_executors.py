@@ -3,6 +3,7 @@ a worker killed mid-task (retried, one record), a task whose workers keep dying 
 and resumed (no duplicates), and the smoke-run / option errors.  Ray starts once for the module."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -143,6 +144,11 @@ def test_executor_option_errors(tmp_path, capsys):
     assert "error: --ray-address: only with --executor ray" in capsys.readouterr().err
     assert measure(suite, tmp_path / "x.jsonl", "--executor", "ray", "--max-retries", "-1") == 2
     assert "error: --max-retries: must be >= 0" in capsys.readouterr().err
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert measure(suite, tmp_path / "x.jsonl", "--executor", "ray", "--ray-address", f"127.0.0.1:{port}") == 2
+    assert f"error: --ray-address 127.0.0.1:{port}: cannot connect" in capsys.readouterr().err
     assert measure(suite, tmp_path / "x.jsonl", "--executor", "ray", "--workers", "2") == 2
     assert "error: --workers: only with --executor local" in capsys.readouterr().err
     assert not (tmp_path / "x.jsonl").exists()
