@@ -382,6 +382,9 @@ def main(args) -> int:
 def done_keys(rows: list[dict], prep: Prepared) -> set:
     """(arch_key, seed) already measured with this recipe and, when known, this code hash: what a resume skips."""
     code = getattr(prep, "code_sha256", None)
+    if code is None:
+        from .mt import train
+        code = getattr(train, "CODE_SHA256", None)  # the hash of the code that decides a record, where defined
     return {(r.get("arch_key"), r.get("seed")) for r in rows
             if r.get("recipe_sha256") == prep.recipe.sha256 and (code is None or r.get("code_sha256") == code)}
 
