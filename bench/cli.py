@@ -8,7 +8,7 @@ from pathlib import Path
 
 from predictors.registry import SpecError
 
-from . import report
+from . import executors, report
 from .cache import CacheError
 from .data import DataError
 from .space import ArchError
@@ -38,6 +38,7 @@ COMMANDS = {
     "distill-curve": ("bench.distill_curve", "LLM-Distill-PP learning curve over pool size, teacher vs student"),
     "search-bench": ("bench.search_bench", "benchmark: search time, distilled query time, hybrid cost ratio"),
     "ranks": ("bench.ranks", "mean ranks across suites: Friedman test and critical-difference diagram"),
+    "sweep-bench": ("bench.sweep_bench", "benchmark: sweep wall time with 2 workers vs 1 (local, Ray); Ray start-up"),
 }
 
 
@@ -59,6 +60,7 @@ def add_run(p):
     p.add_argument("--samples", type=int, help="LLM answers per architecture (repeatability: mean and std)")
     p.add_argument("--split", default="random", choices=["random", "ood-depth"],
                    help="random: the task's seeded splits (default); ood-depth: train shallow, test deep decoders")
+    executors.add_arguments(p)  # zero-cost proxies over a pool (distill[teacher=zc-all]) run on it
     p.add_argument("--refresh-failures", action="store_true",
                    help="re-ask LLM requests whose cached answer was a failure (unparseable or implausible)")
 
@@ -170,10 +172,11 @@ def cmd_run(args) -> int:
         _writable_dir(out if args.out else out.parent, "--out " if args.out else "")  # fail before running
     options = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k, None) not in (None, False)}
     run = Run(options=options)
-    res = run_suite(suite, predictors=specs,
-                    tasks=args.tasks.split(",") if args.tasks else None,
-                    targets=args.targets.split(",") if args.targets else None,
-                    progress=not args.no_progress, run=run, split=args.split)
+    with executors.using(executors.from_args(args, threads=None)):
+        res = run_suite(suite, predictors=specs,
+                        tasks=args.tasks.split(",") if args.tasks else None,
+                        targets=args.targets.split(",") if args.targets else None,
+                        progress=not args.no_progress, run=run, split=args.split)
     results = res.to_json()
     problems, warnings = verdict(res, specs, explicit, run.budget)
     if args.format == "json":

@@ -22,6 +22,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import executors
 from .costs import compute_costs
 from .space import DECODER_LIST_FIELDS, ENCODER_LIST_FIELDS, Arch, SearchSpace
 from .suite import SuiteError, load_suite
@@ -146,6 +147,10 @@ def validate_record(rec: dict) -> list[str]:
     return problems
 
 
+class WorkerLost(RuntimeError):
+    """A task's worker process died on every try."""
+
+
 # ---------------------------------------------------------------- one task, prepared once
 @dataclass
 class Prepared:
@@ -221,7 +226,7 @@ def prepare(task) -> Prepared:
 
 
 def measure_one(prep: Prepared, arch: Arch, seed: int, sample_index: int, device: str = "cpu",
-                progress: bool = True, desc: str = "train") -> dict:
+                progress: bool = True, desc: str = "train", lost: str | None = None) -> dict:
     """Train, decode and score one architecture; never raises for a failing architecture."""
     import torch
 
@@ -242,6 +247,8 @@ def measure_one(prep: Prepared, arch: Arch, seed: int, sample_index: int, device
     }
     t0 = time.perf_counter()
     try:
+        if lost:  # the driver records a task whose workers kept dying (bench.executors)
+            raise WorkerLost(lost)
         from .model.subtransformer import build_model
 
         torch.manual_seed(seed)
@@ -271,19 +278,11 @@ def measure_one(prep: Prepared, arch: Arch, seed: int, sample_index: int, device
     return rec
 
 
-# ---------------------------------------------------------------- workers (K processes, one thread each)
-_WORKER: dict = {}
-
-
-def _worker_init(suite_path: str, task_name: str, threads: int):
-    import torch
-
-    torch.set_num_threads(threads)
-    _WORKER["prep"] = prepare(load_suite(suite_path).task(task_name))
-
-
-def _worker_run(arch_dict: dict, seed: int, index: int, device: str) -> dict:
-    return measure_one(_WORKER["prep"], Arch.from_dict(arch_dict), seed, index, device, progress=False)
+# ---------------------------------------------------------------- one sweep task (bench.executors)
+def measure_task(prep: Prepared, arch_dict: dict, seed: int, index: int, device: str, progress: bool) -> dict:
+    """What a worker runs (local or Ray): the record goes back to the driver, the only writer."""
+    return measure_one(prep, Arch.from_dict(arch_dict), seed, index, device, progress=progress,
+                       desc=f"arch {index} seed {seed}")
 
 
 # ---------------------------------------------------------------- CLI
@@ -298,12 +297,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "into <records>.noise.jsonl")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes, each with --threads (default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="--executor local: parallel processes, each with --threads (default 1)")
     p.add_argument("--out", type=Path, help="records file (default: the task's records source file)")
+    p.add_argument("--max-steps", type=int,
+                   help="smoke run: cap training at N steps (a different recipe hash); needs an explicit --out")
     p.add_argument("--allow-mixed", action="store_true",
                    help="append even if the file holds records of another recipe/tokenizer/corpus")
     p.add_argument("--summary", action="store_true", help="print the spread and seed noise of the measured sets")
     p.add_argument("--no-progress", action="store_true")
+    from .executors import add_arguments as executor_arguments
+    executor_arguments(p)
 
 
 def _plan(args, prep: Prepared) -> list[tuple[int, Arch, int]]:
@@ -342,47 +346,57 @@ def main(args) -> int:
         print(summary_markdown(suite, [args.task] if args.task != "all" else None))
         return 0
     task = suite.task(args.task)
+    executor = executors.from_args(args, threads=args.threads, device=args.device)
     torch.set_num_threads(args.threads)
     prep = prepare(task)
+    if args.max_steps is not None:
+        prep.recipe = _smoke_recipe(args, task, prep.recipe)
     out = args.out or output_path(task, noise=args.noise)
     existing = read_records(out)
     _check_same_setup(existing, prep, out, args.allow_mixed)
-    done = {(r.get("arch_key"), r.get("seed")) for r in existing}
-    plan = [(i, a, s) for i, a, s in _plan(args, prep) if (a.key(), s) not in done]
-    total = len(plan) + sum(1 for i, a, s in _plan(args, prep) if (a.key(), s) in done)
+    done = done_keys(existing, prep)
+    full = _plan(args, prep)
+    plan = [(i, a, s) for i, a, s in full if (a.key(), s) not in done]
+    total = len(full)
     print(f"{task.name}: {total - len(plan)} of {total} (architecture, seed) runs already in {out}; "
           f"{len(plan)} to go; vocab {len(prep.vocab)}, {len(prep.train_pairs)} train / {len(prep.dev_pairs)} dev "
-          f"pairs, {torch.get_num_threads()} thread(s) x {args.workers} worker(s)", file=sys.stderr)
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total, initial=total - len(plan), desc=f"measure {task.name}", unit="arch",
-                   file=sys.stderr, dynamic_ncols=True)
-
-    def finish(rec):
+          f"pairs; executor {executor.describe()}", file=sys.stderr)
+    inner = not args.no_progress and executor.name == "local" and args.workers <= 1  # step bar in this process
+    tasks = [executors.Task(f"[{i}] seed {s}", (a.to_dict(), s, i, args.device, inner)) for i, a, s in plan]
+    for o, bar in executors.run_tasks(executor, measure_task, prep, tasks, f"measure {task.name}",
+                                      not args.no_progress, initial=total - len(plan)):
+        arch_dict, seed, index = o.task.args[:3]
+        rec = o.value if o.error is None else measure_one(prep, Arch.from_dict(arch_dict), seed, index, args.device,
+                                                          progress=False, lost=o.error)
+        rec["host"] = o.worker.rsplit(":", 1)[0] or platform.node()
         append_record(out, rec)
         msg = (f"chrF {rec['valid_chrf']:.2f}/{rec['test_chrf']:.2f} BLEU {rec['valid_bleu']:.2f}/"
                f"{rec['test_bleu']:.2f} (valid/test), {rec['steps']} steps, {rec['stopped']}"
                if rec["status"] == "ok" else f"ERROR {rec['error']}")
-        line = f"[{rec['sample_index']}] seed {rec['seed']} {Arch.from_dict(rec['arch'])}: {msg}, " \
-               f"{rec['wall_seconds']:.0f}s"
-        (bar.write(line, file=sys.stderr) if bar else print(line, file=sys.stderr))
-        if bar:
-            bar.update(1)
-
-    if args.workers <= 1:
-        for i, arch, seed in plan:
-            finish(measure_one(prep, arch, seed, i, args.device, progress=not args.no_progress,
-                               desc=f"arch {i} seed {seed}"))
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                 initargs=(str(suite.path), task.name, args.threads)) as ex:
-            futs = [ex.submit(_worker_run, a.to_dict(), s, i, args.device) for i, a, s in plan]
-            for f in as_completed(futs):
-                finish(f.result())
-    if bar:
-        bar.close()
+        retry = f", {o.attempts} tries" if o.attempts > 1 else ""
+        bar.write(f"{o.task.label} {Arch.from_dict(rec['arch'])}: {msg}, {rec['wall_seconds']:.0f}s on "
+                  f"{o.worker or 'driver'}{retry}")
     return 0
+
+
+def done_keys(rows: list[dict], prep: Prepared) -> set:
+    """(arch_key, seed) already measured with this recipe and, when known, this code hash: what a resume skips."""
+    code = getattr(prep, "code_sha256", None)
+    if code is None:
+        from .mt import train
+        code = getattr(train, "CODE_SHA256", None)  # the hash of the code that decides a record, where defined
+    return {(r.get("arch_key"), r.get("seed")) for r in rows
+            if r.get("recipe_sha256") == prep.recipe.sha256 and (code is None or r.get("code_sha256") == code)}
+
+
+def _smoke_recipe(args, task, recipe):
+    """``--max-steps N``: a smoke run's recipe (its own hash), written only to an explicit ``--out`` file."""
+    import dataclasses
+
+    if args.max_steps < 1:
+        raise SuiteError(f"--max-steps: must be >= 1, got {args.max_steps}")
+    suite_files = {output_path(task), output_path(task, noise=True)}
+    if args.out is None or Path(os.path.normpath(args.out.absolute())) in suite_files:
+        raise SuiteError("--max-steps: a smoke run's records never go to the suite's records file; "
+                         "pass --out FILE (another file)")
+    return dataclasses.replace(recipe, max_steps=args.max_steps)

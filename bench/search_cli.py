@@ -57,6 +57,10 @@ def add_arguments(p):
                    help="seconds one expensive-scorer evaluation would take (e.g. a supernet pass) to project hours")
     p.add_argument("--llm", help="LLM backend for llm-pp scorers, PROVIDER:MODEL")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seeds", help="comma list of search seeds, one search each as a task on --executor; outputs in "
+                                   "OUT/seed<k>/ (default: the single --seed)")
+    from .executors import add_arguments as executor_arguments
+    executor_arguments(p)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -248,6 +252,54 @@ def _print_summary(run: dict, name: str) -> None:
 
 
 def main(args) -> int:
+    """One search (``--seed``), or several (``--seeds``) spread over the executor's workers."""
+    if not args.seeds:
+        return _main_one(args)
+    from . import executors
+
+    try:
+        seeds = list(dict.fromkeys(int(x) for x in args.seeds.split(",")))
+    except ValueError:
+        print(f"error: --seeds {args.seeds}: must be a comma list of integers, e.g. 0,1,2", file=sys.stderr)
+        return 2
+    executor = executors.from_args(args, threads=1)
+    base = args.out or Path("reports") / "search" / (
+        f"{args.task or 'task'}-{'lat' + format(args.latency_ms, 'g') if args.latency_ms is not None else 'flops'}")
+    tasks = [executors.Task(f"seed {k}", (k,)) for k in seeds]
+    failed = 0
+    argv = dict(vars(args), suite=str(Path(args.suite).resolve()))  # workers need not share the driver's cwd
+    for o, bar in executors.run_tasks(executor, _seed_task, argv, tasks, "search seeds", not args.no_progress):
+        seed = o.task.args[0]
+        if o.error or o.value["rc"] != 0:
+            failed += 1
+            bar.write(f"seed {seed}: FAILED {o.error or o.value['stderr'][-1000:]}")
+            continue
+        out = base / f"seed{seed}"
+        for rel, data in sorted(o.value["files"].items()):  # the driver writes every output
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out / rel).write_bytes(data)
+        bar.write(f"seed {seed} on {o.worker}: wrote {out}/\n" + o.value["stdout"].rstrip())
+    return 2 if failed else 0
+
+
+def _seed_task(argv: dict, seed: int) -> dict:
+    """One ``bench search --seed SEED`` on a worker; its output files come back as bytes (workers write none)."""
+    import argparse
+    import contextlib
+    import io
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        a = argparse.Namespace(**dict(argv, seed=seed, seeds=None, out=Path(d) / "out", no_progress=True))
+        so, se = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(so), contextlib.redirect_stderr(se):
+            rc = _main_one(a)
+        files = {str(f.relative_to(a.out)): f.read_bytes() for f in sorted(a.out.rglob("*")) if f.is_file()} \
+            if a.out.exists() else {}
+    return {"rc": rc, "files": files, "stdout": so.getvalue(), "stderr": se.getvalue()}
+
+
+def _main_one(args) -> int:
     from tabulate import tabulate
 
     suite = load_suite(args.suite)

@@ -34,7 +34,6 @@ Non-finite scores are returned as they are (nan/inf) and counted by the callers,
 from __future__ import annotations
 
 import re
-import sys
 import time
 from dataclasses import dataclass
 
@@ -264,6 +263,10 @@ def cache_key(task, arch, name: str, batch: Batch, cfg: ProxyConfig) -> str:
     return make_key(*parts)
 
 
+def _score_task(batch: Batch, arch, vocab_size: int, names, cfg: ProxyConfig, qkv_dim: int) -> dict:
+    return score_arch(arch, vocab_size, batch, names, cfg, qkv_dim)
+
+
 def score_many(task, archs, names, batch: Batch, cfg: ProxyConfig = ProxyConfig(), share: bool = True,
                progress: bool = True, cache: Cache | None = None) -> tuple[list[dict], dict]:
     """Scores of ``names`` for every architecture, from the cache or computed.
@@ -272,21 +275,26 @@ def score_many(task, archs, names, batch: Batch, cfg: ProxyConfig = ProxyConfig(
     loss pass (the marginal cost of the others is small) so that the next proxy of a ``bench run`` is a
     cache hit; values do not depend on ``share``.  Returns (one {name: result} per arch, stats).
     """
-    cache = cache or Cache(namespace="zero-cost")
+    cache = cache if cache is not None else Cache(namespace="zero-cost")  # an empty Cache is falsy
     names = list(names)
     want = list(PROXIES) if share else names
     keys = [{n: cache_key(task, a, n, batch, cfg) for n in want} for a in archs]
     found = cache.get_many([k for ks in keys for k in ks.values()])
     todo = [i for i, ks in enumerate(keys) if any(ks[n] not in found for n in names)]
     stats = {"archs": len(archs), "computed": len(todo), "cached": len(archs) - len(todo), "compute_s": 0.0}
-    it = todo
-    if progress and todo:
-        from tqdm import tqdm
-        it = tqdm(todo, desc="zero-cost proxies", unit="arch", file=sys.stderr, leave=False)
     t0 = time.perf_counter()
-    for i in it:
-        missing = [n for n in want if keys[i][n] not in found]
-        res = score_arch(archs[i], task.vocab_size, batch, missing, cfg, task.space.qkv_dim)
+    # One task per architecture on the current executor (bench.executors: in process unless a sweep asked for
+    # Ray); the results come back here and only this process writes the cache.
+    from bench import executors
+
+    tasks = [executors.Task(f"arch {i}", (archs[i], task.vocab_size, [n for n in want if keys[i][n] not in found],
+                                          cfg, task.space.qkv_dim)) for i in todo]
+    for o, _ in executors.run_tasks(executors.current(), _score_task, batch, tasks, "zero-cost proxies",
+                                    progress and bool(todo)):
+        if o.error:
+            raise RuntimeError(f"zero-cost proxies of {o.task.args[0]}: {o.error}")
+        i = int(o.task.label.split()[1])
+        res = o.value
         timing = res.pop("_timing")
         items = {keys[i][n]: dict(r, timing=timing) for n, r in res.items()}
         cache.put_many(items)
