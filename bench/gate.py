@@ -59,3 +59,34 @@ def _nan(x):
 
 def _f(x):
     return "nan" if _nan(x) else f"{x:.3f}"
+
+
+def read_results(path, flag: str) -> dict:
+    """A results.json written by ``bench run``; anything else is one usage error naming the flag and the file."""
+    import json
+
+    from .outdir import UsageError
+
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{flag} {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{flag} {path}: cannot read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{flag} {path}: not JSON ({exc.msg}, line {exc.lineno}); expected a results.json "
+                         f"written by `bench run`") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("results"), list):
+        raise UsageError(f"{flag} {path}: no 'results' list; expected a results.json written by `bench run`")
+    return obj
+
+
+def default_baseline(suite):
+    """The committed reports/<suite>/results.json: under the working directory, else next to the suite's folder."""
+    from pathlib import Path
+
+    here = Path("reports") / suite.name / "results.json"
+    if here.exists():
+        return here
+    beside = suite.path.resolve().parent.parent / "reports" / suite.name / "results.json"
+    return beside if beside.exists() else here

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-_CURRENT: contextvars.ContextVar["Run | None"] = contextvars.ContextVar("bench_run", default=None)
+_CURRENT: contextvars.ContextVar[Run | None] = contextvars.ContextVar("bench_run", default=None)
 
 BUDGET_KEYS = ("max_calls", "max_dollars")
 
@@ -27,12 +27,12 @@ class Run:
     def budget(self) -> dict:
         return {k: self.options[k] for k in BUDGET_KEYS if self.options.get(k) is not None}
 
-    def __enter__(self) -> "Run":
-        self._token = _CURRENT.set(self)
+    def __enter__(self) -> Run:
+        self.__dict__.setdefault("_tokens", []).append(_CURRENT.set(self))  # re-entrant: the CLI and run_suite
         return self
 
     def __exit__(self, *exc) -> None:
-        _CURRENT.reset(self._token)
+        _CURRENT.reset(self._tokens.pop())
 
 
 def current() -> Run | None:

@@ -5,20 +5,17 @@ task; the output projection (2·30·D·V) makes them too small for En-Fr (44,512
 ``pool_costs`` keeps both: ``released`` (as shipped) and ``recomputed`` (bench.costs with the task's V),
 plus ``released_vocab`` (the vocabulary that reproduces the released value exactly, or None).
 
-    python -m bench pool-flops suites/wmt14.yaml --task wmt14-en-fr [--out pool.csv]
+    python -m bench pool-flops suites/wmt14.yaml --tasks wmt14-en-fr [--out DIR]   (bench/commands/pool_flops.py)
 """
 from __future__ import annotations
 
-import csv
 import json
-import sys
-from pathlib import Path
 
 from . import data
 from .costs import compute_costs
 from .sources import LLMAS, LlmasSource
 from .space import Arch
-from .suite import SuiteError, load_suite
+from .suite import SuiteError
 
 EN_DE_VOCAB = 32768
 
@@ -66,30 +63,3 @@ def summary(task, rows: list[dict]) -> dict:
     return {"task": task.name, "vocab_size": task.vocab_size, "n": len(rows), "released_vocab_counts": by_vocab,
             "released_gflops": [min(rel), max(rel)], "recomputed_gflops": [min(rec), max(rec)],
             "mean_ratio_recomputed_over_released": sum(b / a for a, b in zip(rel, rec)) / len(rows)}
-
-
-def add_arguments(p):
-    p.add_argument("suite", help="suite YAML, e.g. suites/wmt14.yaml")
-    p.add_argument("--task", help="task name (default: every task with an llmas pool)")
-    p.add_argument("--out", type=Path, help="write a CSV (task, arch, released, recomputed GFLOPs) here")
-
-
-def main(args) -> int:
-    suite = load_suite(args.suite)
-    tasks = [suite.task(args.task)] if args.task else [t for t in suite.tasks if t.cfg["source"]["kind"] == "llmas"]
-    writer = None
-    if args.out:
-        fh = open(args.out, "w", newline="")
-        writer = csv.writer(fh)
-        writer.writerow(["task", "arch", "released_gflops", "recomputed_gflops", "released_vocab"])
-    for task in tasks:
-        rows = pool_costs(task)
-        print(json.dumps(summary(task, rows)))
-        if writer:
-            for r in rows:
-                writer.writerow([task.name, r["arch"].key(), r["released"] / 1e9, r["recomputed"] / 1e9,
-                                 r["released_vocab"] or ""])
-    if writer:
-        fh.close()
-        print(f"wrote {args.out}", file=sys.stderr)
-    return 0

@@ -9,8 +9,6 @@ matplotlib Agg, drawn only when a leaderboard is written).
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -105,31 +103,15 @@ def plot(fr: dict, path) -> None:
     fig.savefig(path, dpi=120, metadata={"Software": None})
 
 
-# ------------------------------------------------------------------ `bench ranks`: across suites
-def add_arguments(p):
-    p.add_argument("results", nargs="+", type=Path, help="results.json files of several suites (bench run)")
-    p.add_argument("--out", type=Path, help="folder for ranks.md and the critical-difference PNGs (default: print)")
-
-
-def main(args) -> int:
-    """Pool the tables of several suites' results (per target kind) into one Friedman test and CD diagram."""
-    import json
-
+# ------------------------------------------------------------------ across suites (`bench ranks`)
+def across_suites(results: dict) -> tuple[str, dict]:
+    """Pool the tables of several suites' results (path -> results.json; per target kind) into one Friedman
+    test and CD diagram: (the Markdown report, kind -> Friedman result)."""
     from tabulate import tabulate
 
     rows, kinds, names = [], {}, []
-    for path in args.results:
-        try:
-            res = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            print(f"error: {path}: cannot read results ({exc}); pass results.json files written by `bench run`",
-                  file=sys.stderr)
-            return 2
+    for path, res in results.items():
         names.append(f"`{res.get('suite', path)}`")
-        if "targets" not in res:
-            print(f"error: {path}: no 'targets' block (written before bench ranks existed); re-run `bench run`",
-                  file=sys.stderr)
-            return 2
         kinds.update({tg: v["kind"] for t in res["targets"].values() for tg, v in t.items()})
         rows += [dict(r, task=f"{res.get('suite')}/{r['task']}") for r in res["results"]]
     out = by_kind(rows, kinds)
@@ -147,13 +129,4 @@ def main(args) -> int:
                            tablefmt="github", disable_numparse=True), "",
                   (f"Friedman χ² = {fr['chi2']:.2f}, p = {fr['p']:.3g}; critical difference (α = {fr['alpha']}) "
                    f"{fr['cd']:.2f} ranks. ![critical difference]({fr['png']})"), ""]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "ranks.md").write_text(text)
-        for fr in out.values():
-            if not fr.get("reason"):
-                plot(fr, args.out / fr["png"])
-        print(f"wrote {args.out / 'ranks.md'}", file=sys.stderr)
-    return 0
+    return "\n".join(lines), out

@@ -56,6 +56,29 @@ class RunResult:
         }
 
 
+def verdict(res, specs: list[str], explicit: bool, budget: dict) -> tuple[list[str], list[str]]:
+    """(problems, warnings).  Problems fail the run: nothing ran (every predictor skipped or failed, whether the
+    user named them or the suite did), or a row at 0% coverage (a budget spent before that row got an answer,
+    a predictor that only returned NaN).  A predictor the user named that produced nothing while others ran is
+    a warning on stderr; a suite-default one skipped here (llm-pp without a key) stays a note in the leaderboard."""
+    problems, warnings = [], []
+    if not res.rows:
+        reasons = sorted({f"{s['predictor']}: {s['reason']}" for s in res.skipped})
+        problems.append("nothing ran: every " + ("requested " if explicit else "") + "predictor was skipped or "
+                        "failed (" + "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "") + ")")
+        return problems, warnings
+    if explicit:
+        for spec in specs:
+            if spec not in res.produced:
+                why = next((s["reason"] for s in res.skipped if s["predictor"] == spec), "no result")
+                warnings.append(f"--predictors {spec}: produced no result ({why})")
+    for r in res.rows:
+        if r["metric"] == "coverage" and r["mean"] is not None and not r["mean"] > 0:
+            cause = f" (budget {budget} spent)" if budget else ""
+            problems.append(f"{r['task']}/{r['target']}/{r['predictor']}: 0% coverage{cause}; no prediction was made")
+    return problems, warnings
+
+
 def metric_names(target) -> list[str]:
     """Every declared metric that applies to the target's kind (bench.metrics is the one list)."""
     return M.for_target(target.kind)

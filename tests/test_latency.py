@@ -190,7 +190,7 @@ def test_released_predictor_and_proxies_run_on_averaged_archs(latency_suite):
 def test_curve_runs_every_train_size_on_the_same_test_sets(tmp_path):
     import argparse
 
-    from bench import latency_cli
+    from bench.commands import latency as latency_cli
 
     header = ",".join(FEATURES.values()) + ",latency_mean_encoder,latency_mean_decoder"
     rows = [",".join(r.split(",")[:10]) + f",{i},{3 * i + 10}" for i, r in enumerate(ROWS * 3)]

@@ -259,7 +259,7 @@ def test_a_lower_is_better_target_is_honoured_by_every_metric(tmp_path):
 def test_bench_ranks_pools_suites_per_target_kind(wmt14_run, tmp_path, capsys):
     import argparse
 
-    from bench import ranks
+    from bench.commands import ranks
 
     paths = []
     for name in ("a", "b"):

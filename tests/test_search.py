@@ -191,7 +191,7 @@ def test_cli_rejects_bad_arguments(tmp_path, root, monkeypatch):
 
 
 def test_ledger_bills_llm_calls_once_and_counts_avoided_evaluations(root):
-    from bench.search_cli import Fitted, run_search
+    from bench.search.run import Fitted, run_search
     from bench.suite import load_suite
 
     task = load_suite(root / "suites" / "wmt14.yaml").task("wmt14-en-de")

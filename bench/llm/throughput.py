@@ -1,4 +1,4 @@
-"""``python -m bench llm-bench``: how fast the LLM client scores the 8,500-architecture pool.
+"""How fast the LLM client scores the 8,500-architecture pool.
 
 A local server (separate process, OpenAI wire format) answers every request after a fixed delay; llm-pp
 scores the pool through the real AsyncOpenAI client and a fresh response cache at concurrency 1 and N.
@@ -7,23 +7,12 @@ Reported: throughput at each, their ratio (target >= 25x at N=32), and the harne
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--suite", default="suites/wmt14.yaml")
-    p.add_argument("--task", default="wmt14-en-de")
-    p.add_argument("--delay", type=float, default=0.02, help="server answer delay in seconds (default 0.02)")
-    p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--n", type=int, default=8500, help="pool architectures scored at --concurrency")
-    p.add_argument("--n1", type=int, default=400, help="architectures scored at concurrency 1 (a sample: it is slow)")
-    p.add_argument("--json", action="store_true")
 
 
 def _score(task, archs, concurrency, port, cache_path):
@@ -42,6 +31,7 @@ def _score(task, archs, concurrency, port, cache_path):
 
 
 def run(args) -> dict:
+    """``args``: suite, task, delay, concurrency, n, n1 (the flags of ``bench llm-bench``)."""
     from ..suite import load_suite
 
     task = load_suite(args.suite).task(args.task)
@@ -72,22 +62,3 @@ def run(args) -> dict:
             "wall_ms_per_call_at_concurrency": round(1000 * wN / cN["calls"], 3),
             "cached_rerun": {"archs": nN, "calls": cC["calls"], "cache_hits": cC["cache_hits"],
                              "us_per_arch": round(1e6 * wC / nN, 1)}}
-
-
-def main(args) -> int:
-    res = run(args)
-    if args.json:
-        print(json.dumps(res, indent=1))
-        return 0
-    c = args.concurrency
-    print(f"llm-bench: {res['c1']['archs']} archs at concurrency 1, {res[f'c{c}']['archs']} at {c}; "
-          f"server delay {1000 * args.delay:.0f} ms; {res['cpu_count']} CPUs")
-    print(f"  concurrency 1 : {res['c1']['calls_per_s']:8.1f} calls/s  ({res['c1']['wall_s']} s)")
-    print(f"  concurrency {c}: {res[f'c{c}']['calls_per_s']:8.1f} calls/s  ({res[f'c{c}']['wall_s']} s)")
-    print(f"  speedup       : {res['speedup']:.1f}x (target >= 25x at 32)")
-    print(f"  harness overhead per call at concurrency 1: {res['overhead_ms_per_call_c1']:.2f} ms "
-          f"(server delay {1000 * args.delay:.0f} ms)")
-    print(f"  client CPU per call (SDK + harness): {res['client_cpu_ms_per_call']:.2f} ms; "
-          f"load average {res['load_avg_1m']} on {res['cpu_count']} CPUs (a busy machine caps the speedup)")
-    print(f"  cached re-run : {res['cached_rerun']['calls']} calls, {res['cached_rerun']['us_per_arch']} us/arch")
-    return 0

@@ -15,33 +15,39 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from .search import EvoParams
-from .search_cli import DEFAULT_LATENCY, _target, fit_predictor, run_search
-from .suite import load_suite
+from ..outdir import out_file
+from ..search.evolve import EvoParams
+from ..search.run import DEFAULT_LATENCY, fit_predictor, pick_target, run_search
+from ..suite import load_suite
+from . import _args
+
+HELP = "benchmark: search time, distilled query time, hybrid cost ratio"
 
 
 def add_arguments(p):
-    p.add_argument("suite", nargs="?", default="suites/wmt14.yaml")
-    p.add_argument("--task", help="default: the suite's first task")
+    _args.suite(p, default="suites/wmt14.yaml")
+    _args.task(p)
     p.add_argument("--scorer", default="distill[teacher=gp]")
     p.add_argument("--then", default="gp", help="second-stage scorer of the hybrid comparison")
     p.add_argument("--latency-ms", type=float, default=150.0)
     p.add_argument("--latency-predictor", default=DEFAULT_LATENCY)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("reports/search/benchmark.md"))
-    p.add_argument("--no-write", action="store_true")
+    _args.out(p, "folder for benchmark.md (default reports/search/); a path ending in .md names the file")
+    _args.no_write(p)
 
 
 def main(args) -> int:
+    args.suite = _args.suite_path(args)
+    _args.one(args.task, "--task")
     suite = load_suite(args.suite)
     task = suite.task(args.task) if args.task else suite.tasks[0]
-    target, split = _target(task, None, "quality"), task.seeds[0]
+    target, split = pick_target(task, None, "quality"), task.seeds[0]
     fitted = {}
     for spec in (args.scorer, args.then):
         print(f"fitting {spec}...", file=sys.stderr)
         fitted[spec] = fit_predictor(spec, task, target, split, {})
-    lat_pred = fit_predictor(args.latency_predictor, task, _target(task, None, "latency"), split, {}).pred
+    lat_pred = fit_predictor(args.latency_predictor, task, pick_target(task, None, "latency"), split, {}).pred
 
     def cargs():
         return {"latency": lambda a: lat_pred.predict(a), "latency_ms": args.latency_ms}
@@ -96,13 +102,14 @@ def main(args) -> int:
     text = tabulate(rows, headers=["measure", "value", "baseline", "ratio"], tablefmt="github")
     print(text)
     if not args.no_write:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("\n".join([
+        out = out_file(args.out, Path("reports/search/benchmark.md"), "benchmark.md", (".md",))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join([
             f"# Search benchmark: {task.name}, latency <= {args.latency_ms:g} ms (`{args.latency_predictor}`)", "",
             f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
             "shared CPU (numbers vary with load). Command: `python -m bench search-bench "
             f"{args.suite}{' --task ' + args.task if args.task else ''}`. The expensive scorer `{args.then}` is a "
             "stand-in for HAT's supernet, which cannot run offline; its cost is counted in evaluations.", "",
             text, ""]))
-        print(f"wrote {args.out}", file=sys.stderr)
+        print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -1,4 +1,5 @@
-"""``python -m bench latency measure|curve|released``: on-device latency and latency-predictor studies.
+"""On-device latency and latency-predictor studies (``bench latency measure|curve|released``,
+bench/commands/latency.py).
 
 - ``measure``: time architectures (a suite task's, sampled from its space, or an arch file) on this CPU or
   GPU with HAT's protocol into a resumable HAT-layout CSV (bench/latency_measure.py);
@@ -12,54 +13,12 @@ import statistics
 import sys
 from pathlib import Path
 
+from .outdir import out_file
 from .suite import SuiteError, load_suite
 
 
-def add_arguments(p) -> None:
-    sub = p.add_subparsers(dest="latency_command", required=True)
-    m = sub.add_parser("measure", help="measure latency on this machine (HAT protocol), resumable CSV")
-    m.add_argument("source", help="suite YAML (its task's architectures, or samples of its space) or an arch file "
-                                   "(.jsonl / .json / .yml, e.g. a HAT subtransformer config)")
-    m.add_argument("--task", help="task of the suite (default: the first)")
-    m.add_argument("--n", type=int, help="number of architectures (default: all records, or 100 samples)")
-    m.add_argument("--sample", action="store_true",
-                   help="sample from the task's search space (automatic when its records are layer averages)")
-    m.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    m.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
-    m.add_argument("--latiter", type=int, default=20, help="timed repetitions (HAT: 20 GPU/Xeon, 2 RPi, 300 train.py)")
-    m.add_argument("--warmup", type=int, default=5)
-    m.add_argument("--beam", type=int, default=5)
-    m.add_argument("--src-len", type=int, default=30, help="source/target length (30 = WMT)")
-    m.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    m.add_argument("--clock", default="wall", choices=["wall", "process"],
-                   help="CPU timing: wall clock (HAT) or this process's CPU time (robust on a shared machine)")
-    m.add_argument("--vocab-size", type=int, help="vocabulary (default: the task's, else 32768)")
-    m.add_argument("--out", type=Path, help="CSV (default measurements/latency/<task>_<device>.csv)")
-    m.add_argument("--no-progress", action="store_true")
-
-    c = sub.add_parser("curve", help="learning curves: run a suite at several train sizes")
-    c.add_argument("suite")
-    c.add_argument("--sizes", default="10,100,1000", help="comma list of train sizes (default 10,100,1000)")
-    c.add_argument("--predictors", help="comma list of predictor specs (default: the suite's)")
-    c.add_argument("--tasks", help="comma list of task names (default: all)")
-    c.add_argument("--out", type=Path, help="output dir (default a new runs/<suite>-curve/<UTC time>/; "
-                                                "the committed reports/ only when named here)")
-    c.add_argument("--no-write", action="store_true")
-    c.add_argument("--no-progress", action="store_true")
-
-    r = sub.add_parser("released", help="HAT's released latency predictors on their own full datasets")
-    r.add_argument("suite", nargs="?", default="suites/latency.yaml")
-    r.add_argument("--tasks", help="comma list of task names (default: all)")
-    r.add_argument("--out", type=Path, help="write released.md here (default a new runs/<suite>-released/<UTC time>/)")
-    r.add_argument("--no-write", action="store_true")
-
-
-def main(args) -> int:
-    return {"measure": cmd_measure, "curve": cmd_curve, "released": cmd_released}[args.latency_command](args)
-
-
 # ------------------------------------------------------------------ measure
-def cmd_measure(args) -> int:
+def measure(args) -> int:
     from . import provenance
     from .latency_measure import MeasureError, measure_archs, read_arch_file, sample_archs
     from .latency_source import is_averaged
@@ -89,7 +48,8 @@ def cmd_measure(args) -> int:
             vocab = args.vocab_size or 32768
             name = src.stem
             origin = {"arch_file": str(src)}
-        out = args.out or Path("measurements/latency") / f"{name}_{args.device.replace(':', '')}.csv"
+        out = out_file(args.out, Path("measurements/latency") / f"{name}_{args.device.replace(':', '')}.csv",
+                       f"{name}_{args.device.replace(':', '')}.csv", (".csv",))
         stats = measure_archs(archs, out, vocab_size=vocab, device=args.device, latiter=args.latiter,
                               warmup=args.warmup, beam=args.beam, src_len=args.src_len, threads=args.threads,
                               clock=args.clock,
@@ -147,7 +107,7 @@ def _is_suite(path: Path) -> bool:
 
 
 # ------------------------------------------------------------------ curve
-def cmd_curve(args) -> int:
+def curve(args) -> int:
     from predictors.registry import split_specs
 
     from . import provenance, report
@@ -185,7 +145,7 @@ def cmd_curve(args) -> int:
     text = curve_markdown(combined, sizes)
     print(text)
     if not args.no_write:
-        from .cli import point_latest, run_dir
+        from .outdir import point_latest, run_dir
 
         out = args.out or run_dir(f"{suite.name}-curve")
         md, js_path = report.write(combined, out)
@@ -238,7 +198,7 @@ def curve_markdown(results: dict, sizes: list[int]) -> str:
 
 
 # ------------------------------------------------------------------ released
-def cmd_released(args) -> int:
+def released(args) -> int:
     import numpy as np
     from tabulate import tabulate
 
@@ -271,7 +231,7 @@ def cmd_released(args) -> int:
                  disable_numparse=True), ""])
     print(text)
     if not args.no_write:
-        from .cli import point_latest, run_dir
+        from .outdir import point_latest, run_dir
 
         out = args.out or run_dir(f"{suite.name}-released")
         out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .space import ENCODER_LIST_FIELDS, FIELD_ORDER, SCALAR_FIELDS, Arch, SearchSpace
+from ..space import ENCODER_LIST_FIELDS, FIELD_ORDER, SCALAR_FIELDS, Arch, SearchSpace
 
 
 class SearchError(ValueError):

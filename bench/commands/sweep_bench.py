@@ -17,9 +17,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from . import executors
-from .measure import measure_task, prepare, sample_archs
-from .suite import load_suite
+from .. import executors
+from ..measure import measure_task, prepare, sample_archs
+from ..outdir import out_file
+from ..suite import load_suite
+from . import _args
+
+HELP = "benchmark: sweep wall time with 2 workers vs 1 (local, Ray); Ray start-up"
 
 SRC = ["ye' shkèxnã bua'ë", "ye' dör bikâkala", "ìs a' shkèxnã", "ye' tö i ñã", "be' shkèxnã", "ie' dör bua'ë",
        "sa' tö i ñã", "ìs be' dör"]
@@ -60,8 +64,8 @@ def add_arguments(p):
     p.add_argument("--archs", type=int, default=4, help="tiny architectures per sweep (default 4)")
     p.add_argument("--steps", type=int, default=300, help="training steps per architecture (default 300)")
     p.add_argument("--repeats", type=int, default=1, help="sweeps per configuration; the median is kept")
-    p.add_argument("--out", type=Path, default=Path("reports/sweep/benchmark.md"))
-    p.add_argument("--no-write", action="store_true")
+    _args.out(p, "folder for benchmark.md (default reports/sweep/); a path ending in .md names the file")
+    _args.no_write(p)
 
 
 def _sweep(executor, prep, archs) -> float:
@@ -145,7 +149,8 @@ def main(args) -> int:
     ])
     print(text)
     if not args.no_write:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        print(f"wrote {args.out}", file=sys.stderr)
+        out = out_file(args.out, Path("reports/sweep/benchmark.md"), "benchmark.md", (".md",))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
     return 0
