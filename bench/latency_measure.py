@@ -35,12 +35,12 @@ import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from .features import hat_raw
-from .latency_source import FEATURES
+from .sources.hat_latency import FEATURES
 from .space import Arch
 
 EOS, TOKEN = 2, 7  # fairseq: 2 = </s>, 7 = an ordinary token
@@ -301,7 +301,7 @@ def measure_archs(archs: Iterable[Arch], out: Path, *, vocab_size: int, device: 
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 # ------------------------------------------------------------------ which architectures

@@ -21,7 +21,7 @@ from .suite import SuiteError, load_suite
 def measure(args) -> int:
     from . import provenance
     from .latency_measure import MeasureError, measure_archs, read_arch_file, sample_archs
-    from .latency_source import is_averaged
+    from .sources.hat_latency import is_averaged
 
     src = Path(args.source)
     try:

@@ -13,7 +13,7 @@ import json
 
 from . import data
 from .costs import compute_costs
-from .sources import LLMAS, LlmasSource
+from .sources.release import LLMAS_POOL, LLMAS_SEEDS, llmas_pool_path
 from .space import Arch
 from .suite import SuiteError
 
@@ -25,10 +25,10 @@ def released_pool_flops(task) -> dict[str, float]:
     src = task.cfg["source"]
     if src.get("kind") != "llmas":
         raise SuiteError(f"task {task.name}: released pool FLOPs exist only for source kind 'llmas'")
-    seed = (src.get("seeds") or LlmasSource.SEEDS)[0]
+    seed = (src.get("seeds") or LLMAS_SEEDS)[0]
     out: dict[str, float] = {}
-    for folder in src.get("pool") or LlmasSource.POOL:
-        path = f"{LLMAS}/bleu_predictor_data/{folder}/{seed}/{src['task']}/test.jsonl"
+    for folder in src.get("pool") or LLMAS_POOL:
+        path = llmas_pool_path(folder, seed, src["task"])
         for line in data.fetch(path).read_text().splitlines():
             row = json.loads(line)["scratch"]
             out.setdefault(Arch.from_arch_info(row["arch_info"]).key(), float(row["total_flops"]))

@@ -2,19 +2,22 @@
 
 A suite is validated as it loads; every error names the file, the key, the bad value and
 the allowed values.  Sources (``bench.sources``) turn a task's ``source`` mapping into
-records; adding a task or a suite is YAML only.
+records; adding a task or a suite is YAML only.  The types (``Record``, ``Target``, ``TaskData``,
+``SuiteError``) are in ``bench.types``.
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from .sources import load_sources
 from .space import Arch, ArchError, SearchSpace
+from .types import Record, SuiteError, Target, TaskData
+
+__all__ = ["Record", "Suite", "SuiteError", "Target", "Task", "TaskData", "load_suite"]
 
 SUITE_KEYS = {"name", "version", "description", "citation", "predictors", "gate", "reference", "spaces", "tasks",
               "metrics", "notes"}
@@ -22,39 +25,8 @@ TASK_KEYS = {"name", "search_space", "vocab_size", "source", "targets", "notes",
              "measure", "description"}
 
 
-class SuiteError(ValueError):
-    """A malformed suite file."""
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    unit: str = ""
-    higher_is_better: bool = True  # for the *quantity* (BLEU up is good, latency down is good)
-    kind: str = "quality"  # quality | latency
-
-
-@dataclass
-class Record:
-    """One measured architecture: its targets and whatever else the data carries (costs, replayed predictions)."""
-
-    id: str
-    arch: Arch
-    targets: dict[str, float]
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TaskData:
-    records: list[Record]
-    splits: dict[int, tuple[list[int], list[int]]]  # seed -> (train indices, test indices), in file order
-    pool_loader: Any = None  # () -> list[Arch]; the unlabelled pool
-    files: list[str] = field(default_factory=list)  # data files read, for provenance
-    notes: list[str] = field(default_factory=list)  # quirks found in the data, computed at load time
-
-
 class Task:
-    def __init__(self, suite: "Suite", cfg: dict, where: str):
+    def __init__(self, suite: Suite, cfg: dict, where: str):
         self.suite = suite
         self.cfg = cfg
         self.where = where
@@ -80,16 +52,15 @@ class Task:
             self.space = SearchSpace.from_config(space_cfg, name=space_name, where=f"{where}.search_space")
         except ArchError as exc:
             raise SuiteError(f"{suite.path}: {exc}") from None
-        from . import sources  # noqa: WPS433 (sources import suite types)
-
+        sources = load_sources()
         src = cfg.get("source")
         if not isinstance(src, dict) or "kind" not in src:
             raise SuiteError(f"{suite.path}: {where}.source: must be a mapping with a 'kind'; "
-                             f"allowed kinds: {sorted(sources.SOURCES)}")
-        if src["kind"] not in sources.SOURCES:
+                             f"allowed kinds: {sorted(sources)}")
+        if src["kind"] not in sources:
             raise SuiteError(f"{suite.path}: {where}.source.kind: {src['kind']!r} is not allowed; "
-                             f"allowed values: {sorted(sources.SOURCES)}")
-        self.source = sources.SOURCES[src["kind"]]
+                             f"allowed values: {sorted(sources)}")
+        self.source = sources[src["kind"]]
         self.source.validate(self, src, f"{where}.source")
         self.targets: dict[str, Target] = self.source.targets(self, src, cfg.get("targets"), f"{where}.targets")
         self.default_target = next(iter(self.targets))

@@ -5,6 +5,7 @@ import numpy as np
 
 from bench.costs import compute_costs
 from bench.sources import record_costs
+from bench.sources.release import SUPERNETS
 
 from .base import Predictor
 from .registry import register
@@ -88,8 +89,7 @@ class _Replay(Predictor):
         return np.array(out, dtype=float)
 
 
-for _name, _label in {"hat": "HAT", "sandwich": "Supernet (Sandwich)", "layer-mos": "Layer-wise MoS",
-                      "neuron-mos": "Neuron-wise MoS"}.items():
+for _name, _label in SUPERNETS.items():
     register(_name, description=f"released '{_label}' supernet BLEU, replayed from the data (no GPU)",
              family="supernet")(type(f"Replay_{_name.replace('-', '_')}", (_Replay,), {"key": _name}))
 
@@ -165,7 +165,7 @@ class NoiseCeiling(Predictor):
         if src.get("kind") != "records" or not isinstance(src.get("file"), dict) or "path" not in src["file"]:
             return None
         from bench.data import resolve
-        from bench.sources import _read_rows
+        from bench.sources import read_rows
         from bench.space import parse_arch
         path = resolve(src["file"], task.suite.path.parent)
         noise = path.with_name(path.name.split(".")[0] + ".noise.jsonl")
@@ -173,7 +173,7 @@ class NoiseCeiling(Predictor):
             return None
         col = (src["targets"].get(target) or {}).get("column", target)
         out: dict[str, float] = {}
-        rows = [r for r in _read_rows(noise) if all(r.get(k) == v for k, v in (src.get("filter") or {}).items())]
+        rows = [r for r in read_rows(noise) if all(r.get(k) == v for k, v in (src.get("filter") or {}).items())]
         for row in sorted(rows, key=lambda r: r.get("seed", 0)):  # the lowest repeat seed: "a second seed"
             key = task.space.validate(parse_arch(row.get("arch", row))).key()
             if key not in out and row.get(col) is not None:

@@ -10,12 +10,12 @@ import numpy as np
 from bench import data
 from bench.features import encode
 from bench.hatmlp import HatMLP
+from bench.sources.release import HAT_LAT_NORM as LAT_NORM
+from bench.sources.release import HAT_RELEASED as RELEASED
+from bench.sources.release import hat_predictor_path
+
 from .base import Predictor
 from .registry import register
-
-HAT_REPO = "mit-han-lab/hardware-aware-transformers/latency_dataset"
-LAT_NORM = {"gpu_titanxp": 200.0, "cpu_xeon": 300.0, "cpu_raspberrypi": 5000.0}
-RELEASED = {("wmt14ende", d) for d in LAT_NORM} | {("wmt14enfr", d) for d in LAT_NORM} | {("wmt19ende", "gpu_titanxp")}
 
 
 def hat_task_of(task) -> str | None:
@@ -34,7 +34,7 @@ def load_released(hat_task: str, device: str) -> HatMLP:
     if (hat_task, device) not in RELEASED:
         raise ValueError(f"HAT released no latency predictor for {hat_task}/{device}; "
                          f"available: {sorted(f'{t}/{d}' for t, d in RELEASED)}")
-    return HatMLP.load(data.fetch(f"{HAT_REPO}/predictors/{hat_task}_{device}.pt"))
+    return HatMLP.load(data.fetch(hat_predictor_path(hat_task, device)))
 
 
 @register("hat-latency-released", description="HAT's released latency-predictor MLP weights (numpy forward; ms)",

@@ -9,7 +9,7 @@ import pytest
 from bench import metrics as M
 from bench.costs import compute_costs
 from bench.features import encode
-from bench.latency_source import FEATURES, averaged_arch, check_averages, is_averaged, nested_splits
+from bench.sources.hat_latency import FEATURES, averaged_arch, check_averages, is_averaged, nested_splits
 from bench.space import Arch
 from bench.suite import SuiteError, load_suite
 from predictors import registry

@@ -28,19 +28,15 @@ import csv
 import json
 import math
 import random
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
-from . import data
-from .costs import compute_costs
-from .space import Arch, ArchError, parse_arch
-from .sources import Source, source
-from .suite import Record, SuiteError, Target, TaskData
-
-HAT_LATENCY = "mit-han-lab/hardware-aware-transformers/latency_dataset"
-HAT_TASKS = ("wmt14ende", "wmt14enfr", "wmt19ende")
-HAT_DEVICES = ("gpu_titanxp", "cpu_xeon", "cpu_raspberrypi")
-RELEASED = {(t, d) for t in ("wmt14ende", "wmt14enfr") for d in HAT_DEVICES} | {("wmt19ende", "gpu_titanxp")}
+from .. import data
+from ..costs import compute_costs
+from ..space import Arch, ArchError, parse_arch
+from ..types import Record, SuiteError, Target, TaskData
+from .base import Source, source
+from .release import HAT_DEVICES, HAT_RELEASED, HAT_TASKS, hat_latency_csv
 
 # feature key -> HAT's column name
 FEATURES = {
@@ -92,7 +88,7 @@ def is_averaged(arch: Arch) -> bool:
                for v in getattr(arch, name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reachable(choices: tuple, n: int) -> frozenset:
     sums = {0}
     for _ in range(n):
@@ -157,7 +153,7 @@ class HatLatencySource(Source):
             if src.get("device") not in HAT_DEVICES:
                 raise task.error("source.device", f"{src.get('device')!r} is not allowed (give 'file' for your own "
                                                   f"CSV); allowed values: {list(HAT_DEVICES)}")
-            if (src["task"], src["device"]) not in RELEASED:
+            if (src["task"], src["device"]) not in HAT_RELEASED:
                 raise task.error("source", f"HAT released no {src['task']}_{src['device']} latency dataset")
         cols = src.get("columns") or {}
         if not isinstance(cols, dict):
@@ -181,7 +177,7 @@ class HatLatencySource(Source):
         return super().targets(task, src, cfg, where)
 
     def path(self, task, src) -> Path:
-        spec = src.get("file") or f"{HAT_LATENCY}/{src['task']}_{src['device']}_all.csv"
+        spec = src.get("file") or hat_latency_csv(src['task'], src['device'])
         return data.resolve(spec, task.suite.path.parent)
 
     def load(self, task, src):
@@ -230,7 +226,7 @@ class HatLatencySource(Source):
                 arch = task.space.validate(parse_arch(json.loads(row[cols["arch"]])))
             except (ArchError, json.JSONDecodeError, TypeError) as exc:
                 raise SuiteError(f"{where}: column {cols['arch']!r}: {exc}") from None
-            from .features import hat_raw
+            from ..features import hat_raw
 
             got = dict(zip(FEATURES, hat_raw(arch)))
             bad = [k for k in FEATURES if abs(got[k] - feats[k]) > 1e-6 * max(1.0, abs(feats[k]))]

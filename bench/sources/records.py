@@ -1,0 +1,118 @@
+"""``records``: any JSONL/CSV file of measured architectures (yours), with targets mapped by column and seeded
+random splits of a declared train size."""
+from __future__ import annotations
+
+import math
+
+from .. import data
+from ..space import ArchError, parse_arch
+from ..types import Record, SuiteError, Target, TaskData
+from .base import Source, random_splits, read_rows, source
+
+
+@source("records")
+class RecordsSource(Source):
+    """Your own measurements: a JSONL (one object per architecture, arch under ``arch`` or arch_info) or a CSV
+    whose columns are the architecture fields; targets are columns, named in ``targets`` as
+    ``{name: {column:, unit:, higher_is_better:, kind:}}``."""
+
+    keys = {"file", "targets", "train_size", "test_size", "seeds", "filter", "duplicates", "drop_missing"}
+    required = {"file", "targets", "train_size"}
+    # Plausible ranges by unit: a value outside is a measurement error, refused at load time.
+    RANGES = {"bleu": (0.0, 100.0), "chrf": (0.0, 100.0), "ms": (0.0, None), "s": (0.0, None)}
+
+    def validate(self, task, src, where):
+        super().validate(task, src, where)
+        for key in ("train_size", "test_size"):
+            v = src.get(key)
+            if key in src and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+                raise task.error(f"source.{key}", f"must be a positive integer, got {v!r}")
+        seeds = src.get("seeds")
+        if seeds is not None and (not isinstance(seeds, list) or not seeds
+                                  or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+            raise task.error("source.seeds", f"must be a non-empty list of integers, e.g. [0, 1, 2], got {seeds!r}")
+        data.check_spec(src["file"], f"{task.suite.path}: {task.where}.source.file")
+        if src.get("duplicates", "error") not in ("error", "keep"):
+            raise task.error("source.duplicates", f"{src['duplicates']!r} is not allowed; allowed values: "
+                                                  f"['error', 'keep']")
+        if not isinstance(src.get("drop_missing", False), bool):
+            raise task.error("source.drop_missing", "must be true or false")
+
+    def targets(self, task, src, cfg, where):
+        spec = src.get("targets")
+        if not isinstance(spec, dict) or not spec:
+            raise task.error("source.targets", "must map target name -> {column, unit, higher_is_better, kind}")
+        out = {}
+        for name, t in spec.items():
+            t = t or {}
+            bad = set(t) - {"column", "unit", "higher_is_better", "kind"}
+            if bad:
+                raise task.error(f"source.targets.{name}", f"unknown keys {sorted(bad)}; allowed keys: "
+                                                           f"['column', 'higher_is_better', 'kind', 'unit']")
+            kind = t.get("kind", "quality")
+            if kind not in ("quality", "latency"):
+                raise task.error(f"source.targets.{name}.kind", f"{kind!r} is not allowed; allowed values: "
+                                                                f"['latency', 'quality']")
+            out[name] = Target(name, t.get("unit", ""), bool(t.get("higher_is_better", kind == "quality")), kind)
+        if cfg:
+            return {k: out[k] for k in cfg if k in out}
+        return out
+
+    def load(self, task, src):
+        path = data.resolve(src["file"], task.suite.path.parent)
+        cols = {name: (t or {}).get("column", name) for name, t in src["targets"].items()}
+        rows = read_rows(path)
+        if src.get("filter"):
+            rows = [r for r in rows if all(r.get(k) == v for k, v in src["filter"].items())]
+        for name, col in cols.items():
+            if rows and not any(col in r for r in rows):
+                raise SuiteError(f"{path}: column {col!r} (target {name}) is in no row; columns: "
+                                 f"{sorted(rows[0])}; fix source.targets.{name}.column in {task.suite.path}")
+        records, seen, dropped = [], {}, dict.fromkeys(cols, 0)
+        for i, row in enumerate(rows):
+            where = f"{path}: {'row' if path.suffix == '.csv' else 'line'} {row.get('_line', i + 1)}"
+            try:
+                arch = task.space.validate(parse_arch(row.get("arch", row)))
+            except (ArchError, KeyError, TypeError, AttributeError) as exc:
+                raise SuiteError(f"{where}: {exc}") from None
+            targets = {}
+            for name, col in cols.items():
+                targets[name] = self._value(task, where, name, col, row.get(col), src["targets"][name] or {})
+                if not math.isfinite(targets[name]):
+                    dropped[name] += 1
+            key = arch.key()
+            if key in seen and src.get("duplicates", "error") == "error":
+                raise SuiteError(f"{where}: duplicate architecture (same as {seen[key]}); remove one, or set "
+                                 f"source.duplicates: keep in {task.suite.path} if repeats are on purpose")
+            seen.setdefault(key, where.rsplit(": ", 1)[-1])
+            extras = {k: v for k, v in row.items() if k not in cols.values() and k != "_line"}
+            records.append(Record(id=f"{i}:{key}", arch=arch, targets=targets, extras=extras))
+        notes = []
+        for name, n in dropped.items():
+            if n and not src.get("drop_missing", False):
+                raise SuiteError(f"{path}: target {name} ({cols[name]}) is missing, NaN or infinite in {n} of "
+                                 f"{len(records)} rows; fill them, or set source.drop_missing: true in "
+                                 f"{task.suite.path} to leave those rows out of that target")
+            if n:
+                notes.append(f"{n} of {len(records)} rows of {path.name} have no finite `{name}` and are left out "
+                             f"of that target (source.drop_missing: true).")
+        seeds = src.get("seeds") or [0, 1, 2]
+        if src["train_size"] >= len(records):
+            raise task.error("source.train_size", f"{src['train_size']} leaves no test architectures "
+                                                  f"({len(records)} records in {path})")
+        splits = random_splits(len(records), src["train_size"], seeds, src.get("test_size"))
+        return TaskData(records=records, splits=splits, files=[str(path)], notes=notes)
+
+    def _value(self, task, where, name, col, v, tcfg) -> float:
+        """One target value: a finite number in its unit's plausible range, or NaN when missing."""
+        if v is None or v == "":
+            return float("nan")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise SuiteError(f"{where}: {col!r} = {v!r} is not a number (target {name}); write a number, or leave "
+                             f"it empty / null when it was not measured")
+        v = float(v)
+        lo, hi = self.RANGES.get(str(tcfg.get("unit", "")).lower(), (None, None))
+        if math.isfinite(v) and ((lo is not None and v < lo) or (hi is not None and v > hi)):
+            raise SuiteError(f"{where}: {col!r} = {v!r} is outside the plausible range of {tcfg.get('unit')} "
+                             f"[{lo}, {hi if hi is not None else 'inf'}] (target {name}); fix the value or the unit")
+        return v
