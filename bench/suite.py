@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from .blocks import parse_blocks
 from .sources import load_sources
 from .space import Arch, ArchError, SearchSpace
 from .types import Record, SuiteError, Target, TaskData
@@ -64,6 +65,9 @@ class Task:
         self.source.validate(self, src, f"{where}.source")
         self.targets: dict[str, Target] = self.source.targets(self, src, cfg.get("targets"), f"{where}.targets")
         self.default_target = next(iter(self.targets))
+        blocks = parse_blocks(cfg, self.error)  # typed llm / proxies / latency / measure blocks, or None
+        self.llm, self.proxies, self.latency, self.measure = (blocks[k] for k in ("llm", "proxies", "latency",
+                                                                                   "measure"))
 
     def error(self, key: str, msg: str) -> SuiteError:
         return SuiteError(f"{self.suite.path}: {self.where}.{key}: {msg}")

@@ -20,14 +20,14 @@ from .registry import register
 
 def hat_task_of(task) -> str | None:
     """The HAT dataset name a task's architectures belong to (``latency.hat_task`` or the llmas source task)."""
-    lat = task.cfg.get("latency") or {}
-    return lat.get("hat_task") or (task.cfg.get("source") or {}).get("task")
+    lat = getattr(task, "latency", None)
+    return (lat and lat.hat_task) or (task.cfg.get("source") or {}).get("task")
 
 
 def hat_device_of(task) -> str:
     """``latency.device``, else the source's ``device`` (hat-latency-csv), else TITAN Xp (the llmas suites)."""
-    return ((task.cfg.get("latency") or {}).get("device") or (task.cfg.get("source") or {}).get("device")
-            or "gpu_titanxp")
+    lat = getattr(task, "latency", None)
+    return (lat and lat.device) or (task.cfg.get("source") or {}).get("device") or "gpu_titanxp"
 
 
 def load_released(hat_task: str, device: str) -> HatMLP:
@@ -70,7 +70,8 @@ class HatLatencyReleased(Predictor):
 def lat_norm_for(task, device: str, y_train) -> float:
     """HAT's ``lat-norm``: ``latency.lat_norm`` if the task sets it, HAT's value for its devices, else the train
     mean rounded up to one significant digit (which gives HAT's 200 for the TITAN Xp's 166 ms mean)."""
-    given = (task.cfg.get("latency") or {}).get("lat_norm")
+    lat = getattr(task, "latency", None)
+    given = lat.lat_norm if lat else None
     if given:
         return float(given)
     if device in LAT_NORM:

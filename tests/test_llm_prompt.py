@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bench.llm.client import parse_value
-from bench.llm.prompt import RENAMED, TEMPLATES, PromptBuilder, PromptError, sample_indices, task_config
+from bench.llm.prompt import RENAMED, TEMPLATES, PromptBuilder, PromptError, sample_indices
 from bench.space import HAT_NAMES
-from bench.suite import load_suite
+from bench.suite import SuiteError, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 LLMAS = Path(os.environ["BENCH_DATA_DIR"]) / "UBC-NLP/llmas/data"
@@ -32,7 +32,7 @@ def test_demo_block_and_query_byte_exact_no_instruction(wmt14):
     demos = ""
     for r in train[:10]:
         demos += "\n".join(r["arch_info"]) + "\n" + "GFLOPS: %.1f" % (r["total_flops"] / 1e9) + "\n"
-        demos += "BLEU: %.2f" % r["valid_BLEU"] + "\n\n"
+        demos += f"BLEU: {r['valid_BLEU']:.2f}" + "\n\n"
     q = test[0]
     expected = demos.strip() + "\n\n" + "\n".join(q["arch_info"]) + "\n" + "GFLOPS: %.1f\n" % (q["total_flops"] / 1e9) + "BLEU: "
     pb = PromptBuilder(task, "valid_bleu", 123, template="gpt_scorer_no_instruction").demos_from_split()
@@ -88,7 +88,7 @@ def test_demos_knob_latency_and_probes(wmt14):
     lat = PromptBuilder(task, "latency_ms", 123).demos_from_split().query(arch)
     first = task.split(123)[0][0].targets["latency_ms"]
     assert lat.endswith("\nLatency: ") and "BLEU: " not in lat.split("Hyperparameter definition:")[1]
-    assert "Latency: %.2f\n" % first in lat and "inference latency in milliseconds" in lat
+    assert f"Latency: {first:.2f}\n" in lat and "inference latency in milliseconds" in lat
     anon = PromptBuilder(task, "valid_bleu", 123, probe="anonymised").demos_from_split().query(arch)
     for word in ("WMT", "English", "German", "Example 1:"):
         assert word not in anon
@@ -113,8 +113,8 @@ def test_llm_mapping_errors(tmp_path, wmt14):
                                                              "      datset: x\n", 1)
     p = tmp_path / "bad.yaml"
     p.write_text(text.replace("reference: reported/jawahar2024.yaml\n", ""))
-    with pytest.raises(PromptError, match=r"tasks\[0\]\.llm\.datset: unknown key; allowed keys: \['dataset'"):
-        task_config(load_suite(p).task("wmt14-en-de"))
+    with pytest.raises(SuiteError, match=r"tasks\[0\]\.llm\.datset: unknown key; allowed keys: \['dataset'"):
+        load_suite(p)  # refused when the suite loads (bench validate), not when llm-pp runs
     with pytest.raises(PromptError, match="probe='x' is not allowed"):
         PromptBuilder(wmt14.task("wmt14-en-de"), "valid_bleu", 123, probe="x")
 

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .. import data
+from ..blocks import LLMBlock
 from ..costs import compute_costs
 from ..space import HAT_NAMES, Arch
 
@@ -28,11 +29,7 @@ TEMPLATES = (
 )
 DEFAULT_TEMPLATE = "gpt_scorer_concentrate_statement"  # the full LLM-PP prompt of the paper's README
 PROBES = ("none", "anonymised", "renamed", "both")
-LLM_KEYS = {"templates": "mirror folder of the 9 template files, e.g. UBC-NLP/llmas/data/instruction_templates/wmt14ende",
-            "examples": "{source: <file>, target: <file>, n: 5}: parallel sentence files for task examples",
-            "dataset": "the dataset phrase used in the templates, e.g. WMT'14 English to German (removed by probe=anonymised)",
-            "flops_vocab": "vocabulary size for the query GFLOPS of architectures without released FLOPs"}
-EXAMPLE_KEYS = {"source", "target", "n"}
+LLM_KEYS = LLMBlock.KEYS  # the llm: block's keys, typed in bench.blocks
 RENAMED = {name: f"hparam-{i + 1}" for i, name in enumerate(HAT_NAMES.values())}
 # The latency variant: the paper's sentences, with BLEU replaced by the latency the task measured.
 LATENCY_REWRITES = (
@@ -58,36 +55,17 @@ class LLMTaskConfig:
 
 
 def task_config(task) -> LLMTaskConfig:
-    """Validate a task's ``llm:`` mapping; errors name the suite file, the key and the allowed values."""
-    cfg = task.cfg.get("llm")
-    where = f"{task.suite.path}: {task.where}.llm"
-    if cfg is None:
-        raise PromptError(f"{where}: missing; LLM-PP needs it (keys: {sorted(LLM_KEYS)})")
-    if not isinstance(cfg, dict):
-        raise PromptError(f"{where}: must be a mapping with keys {sorted(LLM_KEYS)}")
-    for k in cfg:
-        if k not in LLM_KEYS:
-            raise PromptError(f"{where}.{k}: unknown key; allowed keys: {sorted(LLM_KEYS)}")
-    if not isinstance(cfg.get("templates"), str):
-        raise PromptError(f"{where}.templates: required, {LLM_KEYS['templates']}")
-    ex = cfg.get("examples") or {}
-    if not isinstance(ex, dict) or set(ex) - EXAMPLE_KEYS or ({"source", "target"} - set(ex) and ex):
-        raise PromptError(f"{where}.examples: must be a mapping with keys {sorted(EXAMPLE_KEYS)} "
-                          f"(source and target required), got {ex!r}")
-    n = ex.get("n", 5)
-    if not isinstance(n, int) or n < 0:
-        raise PromptError(f"{where}.examples.n: must be a non-negative integer, got {n!r}")
-    fv = cfg.get("flops_vocab")
-    if fv is not None and (not isinstance(fv, int) or fv <= 0):
-        raise PromptError(f"{where}.flops_vocab: must be a positive integer, got {fv!r}")
-    if not isinstance(cfg.get("dataset", ""), str):
-        raise PromptError(f"{where}.dataset: must be a string, got {cfg['dataset']!r}")
-    folder = cfg["templates"].rstrip("/")
+    """The task's ``llm:`` block (typed and checked when the suite loaded, bench.blocks.LLMBlock), with the
+    template folder resolved: a folder next to the suite, else a mirror path of the released templates."""
+    block = task.llm
+    if block is None:
+        raise PromptError(f"{task.suite.path}: {task.where}.llm: missing; LLM-PP needs it (keys: {sorted(LLM_KEYS)})")
+    folder = block.templates.rstrip("/")
     local = task.suite.path.parent / folder
-    if local.is_dir():  # a folder next to the suite, else a mirror path of the released templates
+    if local.is_dir():
         folder = str(local.resolve())
-    return LLMTaskConfig(folder, ex.get("source"), ex.get("target"), n,
-                         cfg.get("dataset", ""), fv)
+    return LLMTaskConfig(folder, block.examples_source, block.examples_target, block.n_examples, block.dataset,
+                         block.flops_vocab)
 
 
 @lru_cache(maxsize=64)
@@ -231,7 +209,7 @@ class PromptBuilder:
             examples = "" if self.probe in ("anonymised", "both") else task_examples(self.cfg, self.seed)
             text = self.template_text().replace("$$$task_examples$$$", examples)
             if self.template == "default_flops":
-                c = "%.1f" % self.constraint if self.constraint is not None else "$$$constraint_value$$$"
+                c = f"{self.constraint:.1f}" if self.constraint is not None else "$$$constraint_value$$$"
                 text = text.replace("$$$constraint_value$$$", c)
                 text = text.replace("$$$num_arch_to_generate$$$", str(self.num_generate))
             self._prefix = text.replace("$$$seedarch_examples$$$", self.demo_block())
