@@ -74,7 +74,7 @@ def sha256_of(path: Path) -> str:
 
 
 _VERIFIED: dict[tuple[str, float, int], str] = {}  # a memo of hashes already computed (facts, not run state)
-_KNOWN: dict[str, str] = {}  # what (mirror path, url or local path) -> sha256 last verified
+_KNOWN: dict[str, str] = {}  # what (mirror path, url or local path) -> sha256 last verified (a memo)
 
 
 def _read(what: str, sha: str) -> None:
@@ -84,16 +84,12 @@ def _read(what: str, sha: str) -> None:
 
     run = current()
     if run is not None:
-        run.files[what] = sha
+        run.read(what, sha)
 
 
 def known_sha256(what: str) -> str | None:
     """sha256 of a file verified earlier in this process (a task's cached data is not read twice)."""
     return _KNOWN.get(what)
-
-
-def known_files() -> dict[str, str]:
-    return dict(_KNOWN)
 
 
 def note_read(what: str) -> None:

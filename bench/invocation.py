@@ -1,8 +1,10 @@
 """One invocation's state, passed down explicitly: options, budget, argv and the files it read.
 
-Module globals leaked between runs in one process (a wmt19 result listed wmt14 files read earlier).  A
-``Run`` is created per ``run_suite`` call and is active (``with run:``) while it runs; the data layer reports
-each file it verifies to ``current()``, and the runner adds the files of task data cached from an earlier run.
+Module globals leaked between runs in one process (a wmt19 result listed wmt14 files read earlier).  The CLI
+makes one ``Run`` per command (``bench.cli.main``), ``run_suite`` one when not given one; a run is active
+(``with run:``) while it runs.  The data layer reports each file it verifies to ``current()`` (and so to the
+runs it is nested in), the runner adds the files of task data cached from an earlier run, the LLM budget is
+the run's (``llm_budget``), and provenance records the run's files and ``argv``.
 """
 from __future__ import annotations
 
@@ -27,7 +29,18 @@ class Run:
     def budget(self) -> dict:
         return {k: self.options[k] for k in BUDGET_KEYS if self.options.get(k) is not None}
 
+    def read(self, what: str, sha256: str) -> None:
+        """Record a file read, here and in the runs this one is nested in (a command that runs several suites
+        lists every file they read)."""
+        run = self
+        while run is not None:
+            run.files[what] = sha256
+            run = run.__dict__.get("_parent")
+
     def __enter__(self) -> Run:
+        parent = _CURRENT.get()
+        if parent is not None and parent is not self and "_parent" not in self.__dict__:
+            self._parent = parent
         self.__dict__.setdefault("_tokens", []).append(_CURRENT.set(self))  # re-entrant: the CLI and run_suite
         return self
 

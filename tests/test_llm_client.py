@@ -112,13 +112,19 @@ def test_non_numeric_answers_reasked_then_failure_recorded(server, task):
 
 
 def test_budget_max_calls_stops_cleanly(server, task):
-    opts = {"max_calls": 5, "concurrency": 2}
-    p = make(task, options=opts)
-    pred = p.predict([r.arch for r in task.split(123)[1]])
-    assert len(server.requests) == 5 and np.isfinite(pred).sum() == 5
-    assert p.cost()["budget_exhausted"] and p.cost()["budget_stopped"] == 15
-    q = make(task, options=opts, seed=456)  # same run: the budget is shared
-    assert np.isnan(q.predict([r.arch for r in task.split(456)[1]])).all() and len(server.requests) == 5
+    from bench.invocation import Run
+
+    with Run(options={"max_calls": 5, "concurrency": 2}) as run:
+        p = make(task, options=run.options)
+        pred = p.predict([r.arch for r in task.split(123)[1]])
+        assert len(server.requests) == 5 and np.isfinite(pred).sum() == 5
+        assert p.cost()["budget_exhausted"] and p.cost()["budget_stopped"] == 15
+        q = make(task, options=run.options, seed=456)  # same run: the budget is shared
+        assert np.isnan(q.predict([r.arch for r in task.split(456)[1]])).all() and len(server.requests) == 5
+    with Run(options={"max_calls": 5, "concurrency": 2}) as again:  # another run in this process: a fresh budget
+        r = make(task, options=again.options, seed=789)
+        assert np.isfinite(r.predict([x.arch for x in task.split(789)[1]])).sum() == 5
+        assert len(server.requests) == 10
 
 
 def test_budget_max_dollars(server, task):

@@ -428,3 +428,26 @@ def test_bad_suite_argument_is_one_line(capsys, monkeypatch, arg, why):
     for cmd in (["run", arg, "--no-write"], ["validate", arg], ["check", arg]):
         rc, _, err = bench(capsys, *cmd)
         assert rc == 2 and one_error(err).startswith(f"error: {arg}: {why}")
+
+
+def test_every_command_runs_in_one_run_with_its_argv_and_files(tmp_path, monkeypatch):
+    """The CLI makes one Run per command: its provenance has the command line and exactly the files it read,
+    including those read by runs nested in it (a command that runs several suites)."""
+    from bench import provenance
+    from bench.invocation import Run, current
+    from bench.runner import run_suite
+    from bench.suite import load_suite
+
+    assert current() is None
+    assert provenance.collect()["data_sha256"] == {}  # outside a run nothing was tracked: nothing claimed
+    with Run(argv=["bench", "x"]) as outer:
+        run_suite(load_suite(ROOT / "suites" / "wmt19.yaml"), predictors=["mean"], progress=False)
+        prov = provenance.collect()
+    assert prov["argv"] == ["bench", "x"] and prov["data_sha256"] == outer.files
+    assert outer.files and all("wmt19ende" in f for f in outer.files)
+    out = tmp_path / "o"
+    assert main(["run", str(WMT14), "--predictors", "mean", "--out", str(out), "--no-progress"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["provenance"]["argv"] == ["bench", "run", str(WMT14), "--predictors", "mean", "--out", str(out),
+                                         "--no-progress"]
+    assert current() is None  # the command's run ends with it

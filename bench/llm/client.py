@@ -165,24 +165,19 @@ class Budget:
         return False
 
 
-_RUN_STATE: dict[int, tuple[dict, Budget]] = {}
-
-
 def run_budget(options: dict) -> Budget:
-    """One Budget per run: held by the active ``bench.invocation.Run``; outside one (direct predictor use), keyed by the
-    options dict that every predictor of the run shares."""
+    """The run's one Budget, held by the active ``bench.invocation.Run`` (every LLM predictor of the run draws
+    from it); outside a run (a predictor used directly) a Budget of the caller's own.  No module state: two runs
+    in one process never share a budget."""
     from ..invocation import current
 
     run = current()
-    if run is not None and run.options is options:
-        if run.llm_budget is None:
-            run.llm_budget = Budget(options.get("max_calls"), options.get("max_dollars"))
-        return run.llm_budget
-    entry = _RUN_STATE.get(id(options))
-    if entry is None or entry[0] is not options:
-        entry = (options, Budget(options.get("max_calls"), options.get("max_dollars")))
-        _RUN_STATE[id(options)] = entry
-    return entry[1]
+    if run is None:
+        return Budget(options.get("max_calls"), options.get("max_dollars"))
+    if run.llm_budget is None:
+        limits = {**options, **run.budget}
+        run.llm_budget = Budget(limits.get("max_calls"), limits.get("max_dollars"))
+    return run.llm_budget
 
 
 class _RateLimiter:
