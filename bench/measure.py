@@ -22,7 +22,7 @@ from .mt.record import SCHEMA, measure_one  # noqa: F401 - re-exported: the reco
 from .space import DECODER_LIST_FIELDS, ENCODER_LIST_FIELDS, Arch, SearchSpace
 from .suite import SuiteError, load_suite
 
-MEASURE_KEYS = {"corpus", "tokenizer", "recipe", "sample_seed", "noise"}
+MEASURE_KEYS = {"corpus", "tokenizer", "recipe", "sample_seed", "noise", "records"}
 STRATIFIED = ("encoder_layer_num", "decoder_layer_num", "encoder_embed_dim", "decoder_embed_dim")
 TARGET_FIELDS = ("valid_chrf", "valid_bleu", "test_chrf", "test_bleu")
 # Fields every record carries (ok or error); ok records add TARGET_FIELDS and the training log.
@@ -172,12 +172,19 @@ def measure_config(task) -> dict:
 
 
 def output_path(task, noise: bool = False) -> Path:
-    """The task's records file (its ``source.file.path``); noise runs go next to it as ``*.noise.jsonl``."""
+    """Where ``bench measure`` writes: ``measure.records`` if given (a set being re-measured while the suite
+    still reads the previous one), else the task's records file (``source.file.path``); noise runs go next
+    to it as ``*.noise.jsonl``."""
     src = task.cfg["source"]
-    if src.get("kind") != "records" or not isinstance(src.get("file"), dict) or "path" not in src["file"]:
-        raise task.error("source", "`bench measure` writes to the task's records file: use "
-                                   "source: {kind: records, file: {path: ...}}")
-    p = Path(src["file"]["path"])
+    rel = (task.cfg.get("measure") or {}).get("records")
+    if rel is None:
+        if src.get("kind") != "records" or not isinstance(src.get("file"), dict) or "path" not in src["file"]:
+            raise task.error("source", "`bench measure` writes to the task's records file: use "
+                                       "source: {kind: records, file: {path: ...}} or measure.records: PATH")
+        rel = src["file"]["path"]
+    if not isinstance(rel, str) or not rel.endswith(".jsonl"):
+        raise task.error("measure.records", f"must be a path ending in .jsonl, got {rel!r}")
+    p = Path(rel)
     p = p if p.is_absolute() else (task.suite.path.parent / p)
     p = Path(os.path.normpath(p))
     return p.with_name(p.stem + ".noise" + p.suffix) if noise else p

@@ -103,8 +103,8 @@ def report(prep, arch, suite_path: str, task: str, steps: int, repeats: int, bat
             rows.append(compare(prep, arch, steps, repeats, bt))
     torch.set_num_threads(1)
     par = parallel_workers(suite_path, task, 2, steps, batch_sizes[-1])
-    lines = [f"Throughput, task {task}, architecture {arch} ({steps} steps x {repeats} alternating repeats, "
-             f"median; target tokens/s):", "",
+    lines = [(f"Throughput, task {task}, architecture {arch} ({steps} steps x {repeats} alternating repeats, "
+              f"median; target tokens/s):"), "",
              "| threads | batch tokens | trainer tok/s | minimal loop tok/s | trainer / minimal |",
              "| --- | --- | --- | --- | --- |"]
     for r in rows:

@@ -180,7 +180,7 @@ def train(model, train_pairs, dev_pairs, recipe: Recipe, seed: int, device="cpu"
           desc: str = "train", on_epoch=None) -> dict:
     """Train in place; restores the best-dev-loss weights.  Returns the training log summary.
 
-    ``on_epoch(epoch, model)``, if given, is called after each epoch with the best-dev-loss weights so far
+    ``on_epoch(epoch, model, best_step)``, if given, runs after each epoch with the best-dev-loss weights so far
     loaded (what a run capped at that many epochs would return: the schedule does not depend on the cap);
     the training weights are put back afterwards.  The pilot uses it to score many budgets in one run.
     """
@@ -258,7 +258,8 @@ def train(model, train_pairs, dev_pairs, recipe: Recipe, seed: int, device="cpu"
             current = copy.deepcopy(model.state_dict())
             if best_state is not None:
                 model.load_state_dict(best_state)
-            on_epoch(epoch, model)
+            model.eval()
+            on_epoch(epoch, model, best_step)
             model.load_state_dict(current)
             model.train()
     last_loss = _window_mean(window, step)
