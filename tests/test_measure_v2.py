@@ -1,6 +1,7 @@
 """bench measure v2: code_sha256 reproducibility, refusals (task, code), the file lock, floors, the trainer loop."""
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -87,8 +88,8 @@ def test_a_second_concurrent_run_is_refused_and_appends_nothing(tmp_path):
         time.sleep(0.05)
     assert out.exists(), "the first run never opened its records file"
     second = subprocess.run([sys.executable, "-m", "bench", "measure", str(suite), "--task", "t", "--n", "3",
-                             "--no-progress"], cwd=ROOT, capture_output=True, text=True,
-                            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                             "--no-progress"], cwd=ROOT, capture_output=True, text=True, check=False,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
     first.communicate(timeout=300)
     assert first.returncode == 0
     assert second.returncode == 2, second.stderr
@@ -191,3 +192,13 @@ def test_measure_records_key_redirects_the_measurement_and_the_summary_shows_flo
     suite.write_text(suite.read_text().replace("records: out/v2/t.jsonl", "records: out/v2/t.csv"))
     assert main(["measure", str(suite), "--task", "t", "--n", "2", "--no-progress"]) == 2
     assert "measure.records: must be a path ending in .jsonl" in capsys.readouterr().err
+
+
+def test_americasnlp_notes_state_the_floors_of_the_floors_files():
+    suite = load_suite(ROOT / "suites" / "americasnlp.yaml")
+    for t in suite.tasks:
+        fl = F.read_floors(t)["valid"]
+        note = next(n for n in t.cfg["notes"] if n.startswith("Floors"))
+        for k in F.KINDS:
+            assert f"{fl[k]['chrf']:.2f}" in note, (t.name, k)
+        assert "measure" in t.cfg and {"max_epochs", "patience", "batch_tokens"} <= set(t.cfg["measure"]["recipe"])
