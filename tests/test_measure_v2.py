@@ -202,3 +202,22 @@ def test_americasnlp_notes_state_the_floors_of_the_floors_files():
         for k in F.KINDS:
             assert f"{fl[k]['chrf']:.2f}" in note, (t.name, k)
         assert "measure" in t.cfg and {"max_epochs", "patience", "batch_tokens"} <= set(t.cfg["measure"]["recipe"])
+
+
+def test_min_epochs_holds_early_stopping_back(tmp_path):
+    import torch
+
+    from bench.model.subtransformer import build_model
+
+    task = load_suite(make_suite(tmp_path, steps=2)).task("t")
+    prep = prepare(task)
+    arch = sample_archs(task.space, 1)[0]
+    out = {}
+    for me in (0, 7):
+        recipe = Recipe.from_config({"max_epochs": 30, "max_steps": 1000, "batch_tokens": 64, "warmup": 2,
+                                     "patience": 1, "lr": 0.05, "min_epochs": me})
+        torch.manual_seed(0)
+        m = build_model(arch, len(prep.vocab), qkv_dim=16, pad_idx=1, seed=0)
+        out[me] = train(m, prep.train_pairs, prep.dev_pairs, recipe, 0, progress=False)
+    assert out[0]["stopped"] == "patience" and out[0]["epochs"] < 7  # lr 0.05 overshoots: an early stop
+    assert out[7]["epochs"] >= 7 and out[7]["evals"][: len(out[0]["evals"])] == out[0]["evals"]

@@ -145,12 +145,13 @@ def at_budget(rec: dict, epochs: int) -> dict:
 def at_patience(rec: dict, patience: int) -> dict:
     """What early stopping with ``patience`` (evaluations) would have returned, replayed from the curve."""
     best, bad, stop_epoch = math.inf, 0, None
+    min_epochs = rec["recipe"].get("min_epochs", 0)
     for e in rec["evals"]:
         if e["dev_loss"] < best - 1e-4:
             best, bad = e["dev_loss"], 0
         else:
             bad += 1
-        if bad >= patience:
+        if bad >= patience and e["epoch"] >= min_epochs:
             stop_epoch = e["epoch"]
             break
     if stop_epoch is None:

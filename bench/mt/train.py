@@ -59,6 +59,7 @@ class Recipe:
     dropout: float = 0.1
     attention_dropout: float = 0.0
     patience: int = 3  # evaluations without a dev-loss improvement before stopping
+    min_epochs: int = 0  # never stop on patience before this many epochs (early plateaus are not minima)
     eval_every: int = 0  # steps between dev evaluations; 0: once per epoch
     max_len: int = 128  # training pairs are truncated to this many tokens per side
     max_positions: int = 1024
@@ -217,7 +218,7 @@ def train(model, train_pairs, dev_pairs, recipe: Recipe, seed: int, device="cpu"
             bad_evals += 1
         if bar:
             bar.set_postfix(dev=f"{loss:.3f}", best=f"{best:.3f}", ep=epoch)
-        return bad_evals >= recipe.patience
+        return bad_evals >= recipe.patience and epoch >= recipe.min_epochs
 
     done = False
     order = list(range(steps_per_epoch))
