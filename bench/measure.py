@@ -257,6 +257,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--floors", action="store_true",
                    help="score the task's non-translation floors (shuffled references, copied source, most frequent "
                         "target sentence) and write them next to the records file as <task>.floors.json")
+    p.add_argument("--throughput-steps", type=int, default=10, help="training steps per --throughput timing")
     p.add_argument("--throughput", action="store_true",
                    help="benchmark the trainer's tokens/s against a minimal plain-PyTorch loop (same model, batches, "
                         "threads) at 1 and 2 threads, and 2 one-thread workers")
@@ -332,8 +333,8 @@ def main(args) -> int:
     if args.throughput:
         from .mt.throughput import report
         arch = sample_archs(prep.space, 1, prep.sample_seed)[0]
-        print(report(prep, arch, str(suite.path), task.name, steps=20, repeats=3,
-                     batch_sizes=sorted({512, 2048, 4096, prep.recipe.batch_tokens})), end="")
+        report(prep, arch, str(suite.path), task.name, steps=args.throughput_steps, repeats=3,
+               batch_sizes=sorted({512, prep.recipe.batch_tokens}))
         return 0
     out = args.out or output_path(task, noise=args.noise)
     lock = _lock(out)  # noqa: F841 - held for the run

@@ -93,22 +93,22 @@ def parallel_workers(suite_path: str, task: str, workers: int, steps: int, batch
     return sum(float(p.communicate()[0].strip().splitlines()[-1]) for p in procs)
 
 
-def report(prep, arch, suite_path: str, task: str, steps: int, repeats: int, batch_sizes: list[int]) -> str:
+def report(prep, arch, suite_path: str, task: str, steps: int, repeats: int, batch_sizes: list[int]) -> None:
     import torch
 
-    rows = []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        for bt in batch_sizes:
-            rows.append(compare(prep, arch, steps, repeats, bt))
-    torch.set_num_threads(1)
-    par = parallel_workers(suite_path, task, 2, steps, batch_sizes[-1])
     lines = [(f"Throughput, task {task}, architecture {arch} ({steps} steps x {repeats} alternating repeats, "
               f"median; target tokens/s):"), "",
              "| threads | batch tokens | trainer tok/s | minimal loop tok/s | trainer / minimal |",
              "| --- | --- | --- | --- | --- |"]
-    for r in rows:
-        lines.append(f"| {r['threads']} | {r['batch_tokens']} | {r['trainer_tok_s']:.0f} | {r['minimal_tok_s']:.0f} "
-                     f"| {r['ratio']:.2f} |")
+    print("\n".join(lines), flush=True)  # rows appear as they are measured: a loaded machine makes this slow
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for bt in batch_sizes:
+            r = compare(prep, arch, steps, repeats, bt)
+            lines.append(f"| {r['threads']} | {r['batch_tokens']} | {r['trainer_tok_s']:.0f} | "
+                         f"{r['minimal_tok_s']:.0f} | {r['ratio']:.2f} |")
+            print(lines[-1], flush=True)
+    torch.set_num_threads(1)
+    par = parallel_workers(suite_path, task, 2, steps, batch_sizes[-1])
     lines += ["", f"2 worker processes x 1 thread, minimal loop, batch {batch_sizes[-1]}: {par:.0f} tok/s aggregate."]
-    return "\n".join(lines) + "\n"
+    print(lines[-2] + "\n" + lines[-1], flush=True)
