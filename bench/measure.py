@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import random
 import sys
 from dataclasses import dataclass
@@ -341,7 +342,7 @@ def main(args) -> int:
     lock = _lock(out)  # noqa: F841 - held for the run
     existing = read_records(out)
     _check_same_setup(existing, prep, out, args.allow_mixed)
-    done = done_keys(existing, prep)
+    done = done_keys(existing, prep, args.allow_mixed)
     full = _plan(args, prep)
     plan = [(i, a, s) for i, a, s in full if (a.key(), s) not in done]
     total = len(full)
@@ -366,10 +367,11 @@ def main(args) -> int:
     return 0
 
 
-def done_keys(rows: list[dict], prep: Prepared) -> set:
-    """(arch_key, seed) already measured with this recipe and, when known, this code hash: what a resume skips."""
-    code = getattr(prep, "code_sha256", None)
-    if code is None:
+def done_keys(rows: list[dict], prep: Prepared, allow_mixed: bool = False) -> set:
+    """(arch_key, seed) already measured with this recipe and, when known, this code hash: what a resume skips.
+    With ``allow_mixed`` the user accepted the file's other-code records as they are: they count as done too."""
+    code = None if allow_mixed else getattr(prep, "code_sha256", None)
+    if code is None and not allow_mixed:
         from .mt import train
         code = getattr(train, "CODE_SHA256", None)  # the hash of the code that decides a record, where defined
     return {(r.get("arch_key"), r.get("seed")) for r in rows
