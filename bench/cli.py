@@ -26,6 +26,7 @@ COMMANDS = {
     "search": ("bench.search_cli", "HAT evolutionary search / HS-NAS hybrid with any predictor as scorer"),
     "distill-curve": ("bench.distill_curve", "LLM-Distill-PP learning curve over pool size, teacher vs student"),
     "search-bench": ("bench.search_bench", "benchmark: search time, distilled query time, hybrid cost ratio"),
+    "supernet": ("bench.supernet", "train weight-sharing supernets (HAT, layer-/neuron-wise MoS); benchmark them"),
 }
 
 
