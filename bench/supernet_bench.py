@@ -1,0 +1,110 @@
+"""``python -m bench supernet bench``: what one supernet score costs against training the architecture itself.
+
+For the first ``--n`` architectures ``bench measure`` samples for a task, side by side in one process
+(same threads): (a) the supernet's ``score=loss`` query (extract the inherited weights, dev-split NLL) and
+``score=metric`` query (extract, greedy-decode the dev split, chrF), cold, without the score cache; (b)
+training the architecture from scratch with the task's ``measure`` recipe (``bench.mt.train.train``, early
+stopping included) followed by its dev loss, the from-scratch route to the same number.  The ratio
+(b)/(a) is the point of a supernet; its one-off training time (from the checkpoint's header) is reported
+with the break-even number of architectures.  A query's cost does not depend on how well the supernet is
+trained, so without ``--checkpoint`` a freshly initialised supernet of the task's space is timed.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from .suite import SuiteError, load_suite
+
+
+def add_arguments(p) -> None:
+    p.add_argument("suite", help="suite YAML whose task has a `measure:` block")
+    p.add_argument("--task", required=True)
+    p.add_argument("--kind", default="hat", help="hat, layer-mos or neuron-mos (default hat)")
+    p.add_argument("--checkpoint", type=Path, help="a supernet.pt (default: a freshly initialised supernet)")
+    p.add_argument("--n", type=int, default=2, help="architectures (default 2; each is trained from scratch)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, help="also write the Markdown report here")
+
+
+def main(args) -> int:
+    import torch
+
+    from .measure import prepare, sample_archs
+    from .model.subtransformer import build_model
+    from .model.supernet import KINDS, SuperTransformer
+    from .mt.train import dev_loss, train, translate_and_score
+    from .supernet import load_supernet
+
+    if args.kind not in KINDS:
+        raise SuiteError(f"--kind: {args.kind!r} is not allowed; allowed values: {list(KINDS)}")
+    if args.n < 1:
+        raise SuiteError(f"--n: must be >= 1, got {args.n}")
+    if args.checkpoint and not args.checkpoint.is_file():
+        raise SuiteError(f"--checkpoint: {args.checkpoint} not found")
+    torch.set_num_threads(args.threads)
+    suite = load_suite(args.suite)
+    task = suite.task(args.task)
+    prep = prepare(task)
+    r = prep.recipe
+    head = None
+    if args.checkpoint:
+        model, head = load_supernet(args.checkpoint)
+        if head.get("task") != task.name or head.get("kind") != args.kind:
+            raise SuiteError(f"--checkpoint: {args.checkpoint} holds a {head.get('kind')} supernet of task "
+                             f"{head.get('task')}, not {args.kind} of {task.name}")
+    else:
+        model = SuperTransformer(prep.space, len(prep.vocab), args.kind, seed=0).eval()
+    archs = sample_archs(prep.space, args.n, prep.sample_seed)
+    dev_loss(model.extract(model.smallest), prep.dev_pairs[:8], r, torch, "cpu")  # warm-up: lazy inits untimed
+    rows = []
+    for i, arch in enumerate(archs):
+        t0 = time.perf_counter()
+        sub = model.extract(arch)
+        loss = dev_loss(sub, prep.dev_pairs, r, torch, "cpu")
+        t1 = time.perf_counter()
+        chrf = translate_and_score(model.extract(arch), prep.vocab, prep.corpus.splits["valid"], r, "cpu")["chrf"]
+        t2 = time.perf_counter()
+        scratch = build_model(arch, len(prep.vocab), prep.space.qkv_dim, r.dropout, r.attention_dropout, 1,
+                              r.max_positions, seed=0)
+        log = train(scratch, prep.train_pairs, prep.dev_pairs, r, 0, "cpu", progress=False)
+        own = dev_loss(scratch, prep.dev_pairs, r, torch, "cpu")
+        t3 = time.perf_counter()
+        rows.append({"arch": str(arch), "loss_s": t1 - t0, "metric_s": t2 - t1, "scratch_s": t3 - t2,
+                     "steps": log["steps"], "inherited_loss": loss, "inherited_chrf": chrf, "scratch_loss": own})
+        print(f"[{i}] {arch}: supernet loss query {t1 - t0:.2f}s, metric query {t2 - t1:.2f}s; from scratch "
+              f"{t3 - t2:.1f}s ({log['steps']} steps)", file=sys.stderr)
+    q = statistics.median(x["loss_s"] for x in rows)
+    qm = statistics.median(x["metric_s"] for x in rows)
+    s = statistics.median(x["scratch_s"] for x in rows)
+    lines = [f"# Supernet query cost vs training from scratch: {suite.name} / {task.name}", "",
+             f"`python -m bench supernet bench {args.suite} --task {task.name} --kind {args.kind} --n {args.n}"
+             f"{' --checkpoint ' + str(args.checkpoint) if args.checkpoint else ''}` — {torch.get_num_threads()} "
+             f"thread(s), torch {torch.__version__}, "
+             f"{'checkpoint ' + str(args.checkpoint) if args.checkpoint else 'freshly initialised supernet'} "
+             f"({args.kind}); from scratch = the task's measure recipe (max {r.max_steps} steps, early stopping) "
+             "+ its dev loss.", "",
+             "| architecture | supernet score=loss (s) | supernet score=metric (s) | from scratch (s) | steps | "
+             "ratio scratch / loss |", "|---|---|---|---|---|---|"]
+    for x in rows:
+        lines.append(f"| {x['arch'].replace('|', '/')} | {x['loss_s']:.2f} | {x['metric_s']:.2f} | {x['scratch_s']:.1f} | "
+                     f"{x['steps']} | {x['scratch_s'] / x['loss_s']:.1f} |")
+    lines += ["", f"Median: score=loss {q:.2f} s/arch, score=metric {qm:.2f} s/arch, from scratch {s:.1f} s/arch: "
+              f"**training from scratch costs {s / q:.1f}x a score=loss query** "
+              f"({s / qm:.1f}x a score=metric query)."]
+    if head is not None:
+        tr = float(head["train_seconds"])
+        pays = f"it pays for itself after {tr / (s - q):.1f} architectures scored by loss instead of trained" \
+            if s > q else "a query costs more than training here, so it never pays for itself"
+        lines.append(f"The supernet itself trained in {tr:.0f} s ({head['steps']} steps, {head['sampling']}, "
+                     f"{head.get('device')}, {head.get('threads')} thread(s)): {pays}.")
+    else:
+        lines.append("Supernet training time is not included (no --checkpoint); its header records it.")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
