@@ -172,6 +172,7 @@ def train_supernet(prep, out_dir: Path, kind: str = "hat", sampling: str = "sand
           "bad_evals": 0, "train_seconds": 0.0, "window": [], "stopped": None}
     best_state = None
     rng, arch_rng = random.Random(seed), random.Random(seed + 1)
+    torch.manual_seed(seed)  # dropout; a resumed run restores the generator's state instead
     if ckpt.exists():
         head, payload = read_checkpoint(ckpt, map_location=device)
         if head.get("setup") != setup:
