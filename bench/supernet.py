@@ -149,9 +149,9 @@ def train_supernet(prep, out_dir: Path, kind: str = "hat", sampling: str = "sand
     import torch
     import torch.nn.functional as F
 
+    from .model.supernet import SuperTransformer, sample_arch
     from .mt.tokenizer import PAD
     from .mt.train import batches, collate, dev_loss, lr_at
-    from .model.supernet import SuperTransformer, sample_arch
 
     if sampling not in SAMPLINGS:
         raise SuiteError(f"--sampling: {sampling!r} is not allowed; allowed values: {list(SAMPLINGS)}")
@@ -288,7 +288,7 @@ def train_supernet(prep, out_dir: Path, kind: str = "hat", sampling: str = "sand
         "steps": st["step"], "epochs": st["epoch"], "stopped": st["stopped"], "best_step": st["best_step"],
         "best_dev_loss_largest": st["best"], "train_seconds": round(st["train_seconds"], 2), "evals": st["evals"],
         "params": int(sum(p.numel() for p in model.parameters())), "command": command,
-        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     weights = best_state if best_state is not None else model.state_dict()
     write_checkpoint(final, header, {"model": weights})

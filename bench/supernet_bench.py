@@ -79,21 +79,21 @@ def main(args) -> int:
     q = statistics.median(x["loss_s"] for x in rows)
     qm = statistics.median(x["metric_s"] for x in rows)
     s = statistics.median(x["scratch_s"] for x in rows)
+    ck = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
+    what = f"checkpoint {args.checkpoint}" if args.checkpoint else "freshly initialised supernet"
     lines = [f"# Supernet query cost vs training from scratch: {suite.name} / {task.name}", "",
-             f"`python -m bench supernet bench {args.suite} --task {task.name} --kind {args.kind} --n {args.n}"
-             f"{' --checkpoint ' + str(args.checkpoint) if args.checkpoint else ''}` — {torch.get_num_threads()} "
-             f"thread(s), torch {torch.__version__}, "
-             f"{'checkpoint ' + str(args.checkpoint) if args.checkpoint else 'freshly initialised supernet'} "
-             f"({args.kind}); from scratch = the task's measure recipe (max {r.max_steps} steps, early stopping) "
-             "+ its dev loss.", "",
-             "| architecture | supernet score=loss (s) | supernet score=metric (s) | from scratch (s) | steps | "
-             "ratio scratch / loss |", "|---|---|---|---|---|---|"]
+             (f"`python -m bench supernet bench {args.suite} --task {task.name} --kind {args.kind} --n {args.n}"
+              f"{ck}` — {torch.get_num_threads()} thread(s), torch {torch.__version__}, {what} ({args.kind}); "
+              f"from scratch = the task's measure recipe (max {r.max_steps} steps, early stopping) + its dev loss."),
+             "",
+             ("| architecture | supernet score=loss (s) | supernet score=metric (s) | from scratch (s) | steps | "
+              "ratio scratch / loss |"), "|---|---|---|---|---|---|"]
     for x in rows:
-        lines.append(f"| {x['arch'].replace('|', '/')} | {x['loss_s']:.2f} | {x['metric_s']:.2f} | {x['scratch_s']:.1f} | "
-                     f"{x['steps']} | {x['scratch_s'] / x['loss_s']:.1f} |")
-    lines += ["", f"Median: score=loss {q:.2f} s/arch, score=metric {qm:.2f} s/arch, from scratch {s:.1f} s/arch: "
-              f"**training from scratch costs {s / q:.1f}x a score=loss query** "
-              f"({s / qm:.1f}x a score=metric query)."]
+        lines.append(f"| {x['arch'].replace('|', '/')} | {x['loss_s']:.2f} | {x['metric_s']:.2f} | "
+                     f"{x['scratch_s']:.1f} | {x['steps']} | {x['scratch_s'] / x['loss_s']:.1f} |")
+    lines += ["", (f"Median: score=loss {q:.2f} s/arch, score=metric {qm:.2f} s/arch, from scratch {s:.1f} s/arch: "
+                   f"**training from scratch costs {s / q:.1f}x a score=loss query** "
+                   f"({s / qm:.1f}x a score=metric query).")]
     if head is not None:
         tr = float(head["train_seconds"])
         pays = f"it pays for itself after {tr / (s - q):.1f} architectures scored by loss instead of trained" \

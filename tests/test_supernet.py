@@ -9,7 +9,12 @@ import torch
 from bench.cli import main
 from bench.measure import read_records
 from bench.model.subtransformer import build_model
-from bench.model.supernet import SuperTransformer, largest_arch, sample_arch, smallest_arch
+from bench.model.supernet import (
+    SuperTransformer,
+    largest_arch,
+    sample_arch,
+    smallest_arch,
+)
 from bench.space import Arch, SearchSpace
 from bench.supernet import load_supernet, read_checkpoint, read_header, write_checkpoint
 
@@ -79,7 +84,7 @@ def test_checkpoint_built_subtransformer_equals_a_standalone_one_with_copied_wei
     path = tmp_path / "supernet.pt"
     write_checkpoint(path, {"supernet": sn.config(), "kind": kind}, {"model": sn.state_dict()})
     assert read_header(path)["kind"] == kind
-    loaded, head = load_supernet(path)
+    loaded, _ = load_supernet(path)
     src, prev = batch(1)
     for arch in archs():
         sub = loaded.extract(arch)

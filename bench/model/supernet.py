@@ -163,7 +163,7 @@ class SuperTransformer(nn.Module):
                 "max_positions": self.max_positions}
 
     @classmethod
-    def from_config(cls, cfg: dict, dropout: float = 0.0, attention_dropout: float = 0.0) -> "SuperTransformer":
+    def from_config(cls, cfg: dict, dropout: float = 0.0, attention_dropout: float = 0.0) -> SuperTransformer:
         space = SearchSpace.from_config(cfg["space"], name=cfg.get("space_name", ""))
         return cls(space, cfg["vocab_size"], cfg["kind"], cfg["experts"], cfg["router_hidden"], dropout,
                    attention_dropout, cfg["pad_idx"], cfg["max_positions"])
@@ -268,7 +268,7 @@ class SuperTransformer(nn.Module):
         model.load_state_dict(params, assign=True)
         return model.to(device).eval()
 
-    def view(self, arch: Arch) -> "SubnetView":
+    def view(self, arch: Arch) -> SubnetView:
         return SubnetView(self, arch)
 
 
