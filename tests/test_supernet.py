@@ -285,3 +285,27 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "--sampling: 'all' is not allowed" in capsys.readouterr().err
     assert main(["supernet", "train", str(suite), "--task", "nope"]) == 2
     assert "no task 'nope'" in capsys.readouterr().err
+
+
+def test_predictor_says_why_it_cannot_run(tmp_path):
+    from bench.suite import load_suite
+    from predictors import registry
+    from predictors.base import Context
+
+    entry = registry.get("supernet")
+    assert "checkpoint /nope.pt not found" in entry.availability({"checkpoint": "/nope.pt"})
+    assert "kind='moe' is not allowed" in entry.availability({"kind": "moe"})
+    assert "score='bleu' is not allowed" in entry.availability({"score": "bleu"})
+    task = load_suite(make_suite(tmp_path)).task("t")
+    sn = perturbed("hat")
+    path = tmp_path / "hat.pt"
+    write_checkpoint(path, {"supernet": sn.config(), "kind": "hat", "task": "t", "space": task.space.to_config()},
+                     {"model": sn.state_dict()})
+    ctx = Context(task=task, target="chrf", seed=0)
+    assert registry.create(f"supernet[checkpoint={path}]", ctx).supports(task, "chrf") is None
+    why = registry.create(f"supernet[checkpoint={path},kind=layer-mos]", ctx).supports(task, "chrf")
+    assert why == f"checkpoint {path} holds a hat supernet, not kind=layer-mos"
+    why = registry.create("supernet[kind=hat]", ctx).supports(task, "chrf")
+    assert why.startswith("no hat supernet for task t: train one with `python -m bench supernet train ")
+    task.cfg.pop("measure")
+    assert "has no measure: block" in registry.create(f"supernet[checkpoint={path}]", ctx).supports(task, "chrf")
