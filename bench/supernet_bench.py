@@ -19,6 +19,10 @@ from pathlib import Path
 from .suite import SuiteError, load_suite
 
 
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
 def add_arguments(p) -> None:
     p.add_argument("suite", help="suite YAML whose task has a `measure:` block")
     p.add_argument("--task", required=True)
@@ -61,43 +65,53 @@ def main(args) -> int:
     dev_loss(model.extract(model.smallest), prep.dev_pairs[:8], r, torch, "cpu")  # warm-up: lazy inits untimed
     rows = []
     for i, arch in enumerate(archs):
-        t0 = time.perf_counter()
+        c0 = _clock()
         sub = model.extract(arch)
         loss = dev_loss(sub, prep.dev_pairs, r, torch, "cpu")
-        t1 = time.perf_counter()
+        c1 = _clock()
         chrf = translate_and_score(model.extract(arch), prep.vocab, prep.corpus.splits["valid"], r, "cpu")["chrf"]
-        t2 = time.perf_counter()
+        c2 = _clock()
         scratch = build_model(arch, len(prep.vocab), prep.space.qkv_dim, r.dropout, r.attention_dropout, 1,
                               r.max_positions, seed=0)
         log = train(scratch, prep.train_pairs, prep.dev_pairs, r, 0, "cpu", progress=False)
         own = dev_loss(scratch, prep.dev_pairs, r, torch, "cpu")
-        t3 = time.perf_counter()
-        rows.append({"arch": str(arch), "loss_s": t1 - t0, "metric_s": t2 - t1, "scratch_s": t3 - t2,
-                     "steps": log["steps"], "inherited_loss": loss, "inherited_chrf": chrf, "scratch_loss": own})
-        print(f"[{i}] {arch}: supernet loss query {t1 - t0:.2f}s, metric query {t2 - t1:.2f}s; from scratch "
-              f"{t3 - t2:.1f}s ({log['steps']} steps)", file=sys.stderr)
-    q = statistics.median(x["loss_s"] for x in rows)
-    qm = statistics.median(x["metric_s"] for x in rows)
-    s = statistics.median(x["scratch_s"] for x in rows)
+        c3 = _clock()
+        row = {"arch": str(arch), "steps": log["steps"], "inherited_loss": loss, "inherited_chrf": chrf,
+               "scratch_loss": own}
+        for j, k in enumerate(("wall", "cpu")):
+            row[f"loss_{k}"], row[f"metric_{k}"], row[f"scratch_{k}"] = \
+                c1[j] - c0[j], c2[j] - c1[j], c3[j] - c2[j]
+        rows.append(row)
+        print(f"[{i}] {arch}: supernet loss query {row['loss_cpu']:.1f} CPU s, metric query {row['metric_cpu']:.1f} "
+              f"CPU s; from scratch {row['scratch_cpu']:.1f} CPU s ({log['steps']} steps)", file=sys.stderr)
+
+    def med(k):
+        return statistics.median(x[k] for x in rows)
+
+    q, qm, s = med("loss_cpu"), med("metric_cpu"), med("scratch_cpu")
     ck = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
     what = f"checkpoint {args.checkpoint}" if args.checkpoint else "freshly initialised supernet"
     lines = [f"# Supernet query cost vs training from scratch: {suite.name} / {task.name}", "",
              (f"`python -m bench supernet bench {args.suite} --task {task.name} --kind {args.kind} --n {args.n}"
               f"{ck}` — {torch.get_num_threads()} thread(s), torch {torch.__version__}, {what} ({args.kind}); "
-              f"from scratch = the task's measure recipe (max {r.max_steps} steps, early stopping) + its dev loss."),
+              f"from scratch = the task's measure recipe (max {r.max_steps} steps, early stopping) + its dev loss. "
+              "Costs are this process's CPU seconds (wall seconds in brackets: on a shared machine the wall clock "
+              "mostly measures waiting for a core)."),
              "",
-             ("| architecture | supernet score=loss (s) | supernet score=metric (s) | from scratch (s) | steps | "
+             ("| architecture | supernet score=loss | supernet score=metric | from scratch | steps | "
               "ratio scratch / loss |"), "|---|---|---|---|---|---|"]
     for x in rows:
-        lines.append(f"| {x['arch'].replace('|', '/')} | {x['loss_s']:.2f} | {x['metric_s']:.2f} | "
-                     f"{x['scratch_s']:.1f} | {x['steps']} | {x['scratch_s'] / x['loss_s']:.1f} |")
-    lines += ["", (f"Median: score=loss {q:.2f} s/arch, score=metric {qm:.2f} s/arch, from scratch {s:.1f} s/arch: "
-                   f"**training from scratch costs {s / q:.1f}x a score=loss query** "
+        lines.append(f"| {x['arch'].replace('|', '/')} | {x['loss_cpu']:.1f} ({x['loss_wall']:.1f}) | "
+                     f"{x['metric_cpu']:.1f} ({x['metric_wall']:.1f}) | {x['scratch_cpu']:.1f} "
+                     f"({x['scratch_wall']:.1f}) | {x['steps']} | {x['scratch_cpu'] / x['loss_cpu']:.1f} |")
+    lines += ["", (f"Median CPU seconds per architecture: score=loss {q:.2f}, score=metric {qm:.2f}, from scratch "
+                   f"{s:.1f}: **training from scratch costs {s / q:.1f}x a score=loss query** "
                    f"({s / qm:.1f}x a score=metric query).")]
     if head is not None:
-        tr = float(head["train_seconds"])
-        pays = f"it pays for itself after {tr / (s - q):.1f} architectures scored by loss instead of trained" \
-            if s > q else "a query costs more than training here, so it never pays for itself"
+        tr = float(head["train_seconds"])  # wall seconds of the training process
+        sw, qw = med("scratch_wall"), med("loss_wall")
+        pays = (f"in wall seconds it pays for itself after {tr / (sw - qw):.1f} architectures scored by loss instead "
+                "of trained") if sw > qw else "a query costs more than training here, so it never pays for itself"
         lines.append(f"The supernet itself trained in {tr:.0f} s ({head['steps']} steps, {head['sampling']}, "
                      f"{head.get('device')}, {head.get('threads')} thread(s)): {pays}.")
     else:
