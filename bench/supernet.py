@@ -186,6 +186,8 @@ def train_supernet(prep, out_dir: Path, kind: str = "hat", sampling: str = "sand
         rng.setstate(_tuple(head["rng"]))
         arch_rng.setstate(_tuple(head["arch_rng"]))
         torch.set_rng_state(payload["torch_rng"])
+        if payload.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
         st["stopped"] = None
         print(f"{ckpt}: resuming at step {st['step']} (best largest-subnet dev loss {st['best']:.4f})",
               file=sys.stderr)
@@ -194,7 +196,9 @@ def train_supernet(prep, out_dir: Path, kind: str = "hat", sampling: str = "sand
         head = {"schema": SCHEMA + "-state", "setup": setup, "state": st, "rng": rng.getstate(),
                 "arch_rng": arch_rng.getstate()}
         write_checkpoint(ckpt, head, {"model": model.state_dict(), "opt": opt.state_dict(), "best": best_state,
-                                      "torch_rng": torch.get_rng_state()})
+                                      "torch_rng": torch.get_rng_state(),
+                                      "cuda_rng": torch.cuda.get_rng_state_all() if str(device).startswith("cuda")
+                                      else None})
 
     n_batches = len(batches(prep.train_pairs, recipe.batch_tokens))
     total = min(recipe.max_steps, recipe.max_epochs * n_batches)
