@@ -230,6 +230,7 @@ def train_supernet(prep, out_dir: Path, kind: str = "hat", sampling: str = "sand
 
     model.train()
     t0 = time.perf_counter() - st["train_seconds"]
+    c0 = time.process_time() - st.setdefault("train_cpu_seconds", 0.0)
     while st["stopped"] is None:
         if st["pos"] >= len(st["order"]):
             if st["epoch"] >= recipe.max_epochs:
@@ -270,13 +271,13 @@ def train_supernet(prep, out_dir: Path, kind: str = "hat", sampling: str = "sand
             (not recipe.eval_every and st["pos"] >= len(st["order"]))
         if at_eval:
             stop = evaluate()
-            st["train_seconds"] = time.perf_counter() - t0
+            st["train_seconds"], st["train_cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
             save_state()
             if stop:
                 st["stopped"] = "patience"
     if not st["evals"] or st["evals"][-1]["step"] != st["step"]:
         evaluate()
-    st["train_seconds"] = time.perf_counter() - t0
+    st["train_seconds"], st["train_cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
     save_state()
     if bar:
         bar.close()
@@ -290,7 +291,8 @@ def train_supernet(prep, out_dir: Path, kind: str = "hat", sampling: str = "sand
         "code_sha256": code_sha256(), "git_commit": git_commit(), "torch": torch.__version__,
         "python": platform.python_version(), "device": device, "threads": torch.get_num_threads(), "seed": seed,
         "steps": st["step"], "epochs": st["epoch"], "stopped": st["stopped"], "best_step": st["best_step"],
-        "best_dev_loss_largest": st["best"], "train_seconds": round(st["train_seconds"], 2), "evals": st["evals"],
+        "best_dev_loss_largest": st["best"], "train_seconds": round(st["train_seconds"], 2),
+        "train_cpu_seconds": round(st["train_cpu_seconds"], 2), "evals": st["evals"],
         "params": int(sum(p.numel() for p in model.parameters())), "command": command,
         "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }

@@ -108,11 +108,13 @@ def main(args) -> int:
                    f"{s:.1f}: **training from scratch costs {s / q:.1f}x a score=loss query** "
                    f"({s / qm:.1f}x a score=metric query).")]
     if head is not None:
-        tr = float(head["train_seconds"])  # wall seconds of the training process
-        sw, qw = med("scratch_wall"), med("loss_wall")
-        pays = (f"in wall seconds it pays for itself after {tr / (sw - qw):.1f} architectures scored by loss instead "
-                "of trained") if sw > qw else "a query costs more than training here, so it never pays for itself"
-        lines.append(f"The supernet itself trained in {tr:.0f} s ({head['steps']} steps, {head['sampling']}, "
+        if "train_cpu_seconds" in head:
+            tr, kind_s, gain = float(head["train_cpu_seconds"]), "CPU", s - q
+        else:  # older checkpoints: wall seconds only
+            tr, kind_s, gain = float(head["train_seconds"]), "wall", med("scratch_wall") - med("loss_wall")
+        pays = (f"it pays for itself after {tr / gain:.1f} architectures scored by loss instead of trained"
+                if gain > 0 else "a query costs more than training here, so it never pays for itself")
+        lines.append(f"The supernet itself trained in {tr:.1f} {kind_s} s ({head['steps']} steps, {head['sampling']}, "
                      f"{head.get('device')}, {head.get('threads')} thread(s)): {pays}.")
     else:
         lines.append("Supernet training time is not included (no --checkpoint); its header records it.")
