@@ -42,12 +42,15 @@ CODE_FILES = ("model/supernet.py", "model/subtransformer.py", "supernet.py", "mt
 ROOT = Path(__file__).resolve().parent
 
 
-def code_sha256() -> str:
-    """The code that decides a supernet's weights, hashed as this process loaded it."""
+def _code_sha256() -> str:
     h = hashlib.sha256()
     for rel in CODE_FILES:
         h.update(rel.encode() + b"\0" + (ROOT / rel).read_bytes() + b"\0")
     return h.hexdigest()
+
+
+# The code that decides a supernet's weights, hashed when this process loaded it (not when a long run ends).
+CODE_SHA256 = _code_sha256()
 
 
 # ---------------------------------------------------------------- the checkpoint file
@@ -281,14 +284,12 @@ def train_supernet(prep, out_dir: Path, kind: str = "hat", sampling: str = "sand
     save_state()
     if bar:
         bar.close()
-    from .provenance import git_commit
-
     header = {
         "schema": SCHEMA, "setup": setup, "supernet": model.config(), "kind": kind, "sampling": sampling,
         "sandwich_random": SANDWICH_RANDOM if sampling == "sandwich" else None, "task": prep.task_name,
         "space": prep.space.to_config(), "recipe": recipe.to_dict(), "recipe_sha256": recipe.sha256,
         "tokenizer_sha256": prep.vocab.sha256, "data_sha256": prep.data_sha256, "suite_sha256": suite_sha256,
-        "code_sha256": code_sha256(), "git_commit": git_commit(), "torch": torch.__version__,
+        "code_sha256": CODE_SHA256, "git_commit": prep.git_commit, "torch": torch.__version__,
         "python": platform.python_version(), "device": device, "threads": torch.get_num_threads(), "seed": seed,
         "steps": st["step"], "epochs": st["epoch"], "stopped": st["stopped"], "best_step": st["best_step"],
         "best_dev_loss_largest": st["best"], "train_seconds": round(st["train_seconds"], 2),
