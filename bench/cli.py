@@ -39,6 +39,7 @@ COMMANDS = {
     "search-bench": ("bench.search_bench", "benchmark: search time, distilled query time, hybrid cost ratio"),
     "ranks": ("bench.ranks", "mean ranks across suites: Friedman test and critical-difference diagram"),
     "sweep-bench": ("bench.sweep_bench", "benchmark: sweep wall time with 2 workers vs 1 (local, Ray); Ray start-up"),
+    "supernet": ("bench.supernet", "train weight-sharing supernets (HAT, layer-/neuron-wise MoS); benchmark them"),
 }
 
 
