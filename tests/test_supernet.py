@@ -221,9 +221,9 @@ def test_train_resume_and_score_on_the_smallest_task(tmp_path, capsys):
     assert main(["measure", str(suite), "--task", "t", "--n", "5", "--no-progress"]) == 0
     assert len(read_records(tmp_path / "out" / "t.jsonl")) == 5
     capsys.readouterr()
-    # nothing trained yet: the predictor says how to train one, bench run skips it with that reason
-    assert main(["run", str(suite), "--predictors", "supernet[kind=neuron-mos]", "--no-write", "--no-progress"]) == 0
-    assert "supernet train SUITE --task T --kind neuron-mos" in capsys.readouterr().out
+    # nothing trained yet: the predictor says how to train one; asked for alone, nothing ran, so the run fails
+    assert main(["run", str(suite), "--predictors", "supernet[kind=neuron-mos]", "--no-write", "--no-progress"]) == 1
+    assert "supernet train SUITE --task T --kind neuron-mos" in capsys.readouterr().err
 
     one = tmp_path / "one"
     assert main(["supernet", "train", str(suite), "--task", "t", "--kind", "neuron-mos", "--steps", "20",
