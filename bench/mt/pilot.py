@@ -80,8 +80,9 @@ def run(args) -> int:
         done = {json.loads(x)["arch_key"] for x in out.read_text().splitlines() if x.strip()}
     valid = prep.corpus.splits["valid"]
     src_ids = prep.vocab.encode_batch(valid.src)
+    only = {int(x) for x in args.only.split(",")} if args.only else None
     for i, arch in enumerate(pilot_archs(prep.space)[: args.n]):
-        if arch.key() in done:
+        if arch.key() in done or (only is not None and i not in only):
             continue
         torch.manual_seed(0)
         model = build_model(arch, len(prep.vocab), qkv_dim=prep.space.qkv_dim, dropout=recipe.dropout,
@@ -251,6 +252,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], help="recipe override KEY=VALUE (vocab_size too)")
     p.add_argument("--tag", default="")
     p.add_argument("--n", type=int, default=6)
+    p.add_argument("--only", help="comma list of pilot-architecture indices to train (split a pilot over processes)")
     p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--patience", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
