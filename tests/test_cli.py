@@ -83,14 +83,16 @@ def test_leaderboard_sorted_by_kendall(runs):
     assert taus == sorted(taus, reverse=True)
 
 
-def test_subset_formats_and_all_targets(root, tmp_path):
-    r = bench("run", "suites/wmt19.yaml", "--predictors", "mean,flops", "--targets", "all", "--format", "csv",
-              "--no-write", "--no-progress", cwd=root)
+def test_subset_formats_and_all_targets(root, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    # run where the default output folder would land in tmp_path, not over the committed reports/wmt19/
+    r = bench("run", str(root / "suites/wmt19.yaml"), "--predictors", "mean,flops", "--targets", "all", "--format",
+              "csv", "--no-write", "--no-progress", cwd=tmp_path)
     lines = r.stdout.splitlines()
     assert lines[0] == "task,target,predictor,metric,mean,std"
     assert {line.split(",")[1] for line in lines[1:]} == {"valid_bleu", "test_bleu", "latency_ms"}
     assert {line.split(",")[2] for line in lines[1:]} == {"mean", "flops"}
-    assert not (tmp_path / "reports").exists()
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "runs").exists()
 
 
 def test_unknown_predictor_is_listed_as_skipped_not_dropped(root):
