@@ -123,9 +123,11 @@ def test_gate_passes_on_itself_and_fails_on_doctored_baseline(runs, root, tmp_pa
     doctored = json.loads((d / "results.json").read_text())
     for r in doctored["results"]:
         if r["predictor"] == "gp" and r["metric"] == "kendall" and r["task"] == "wmt14-en-de":
-            r["mean"] += 0.05  # the baseline claims gp ranked better than it does now
+            r["mean"] += 0.03  # the baseline claims gp ranked better than it does now (1.5 x the 0.02 tolerance)
         if r["predictor"] == "hat" and r["metric"] == "mae" and r["task"] == "wmt14-en-fr":
-            r["mean"] -= 0.2
+            r["mean"] -= 0.075  # 1.5 x the 0.05 tolerance
+        if r["predictor"] == "mlp" and r["metric"] == "kendall" and r["task"] == "wmt14-en-de":
+            r["mean"] += 0.018  # inside the tolerance: not a failure
     (tmp_path / "baseline.json").write_text(json.dumps(doctored))
     bad = bench("check", "suites/wmt14.yaml", "--baseline", str(tmp_path / "baseline.json"), "--results",
                 str(d / "results.json"), cwd=root, check=False)
