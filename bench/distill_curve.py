@@ -31,7 +31,7 @@ def add_arguments(p):
     p.add_argument("--target", default="valid_bleu")
     p.add_argument("--seeds", help="comma list of split seeds (default: all of each task)")
     p.add_argument("--steps", type=int, default=5000, help="student training steps (paper: 5000)")
-    p.add_argument("--extra", default="", help="extra distill options, e.g. 'lr=1e-4,standardize=false'")
+    p.add_argument("--extra", default="", help="extra distill options, e.g. 'recipe=paper' or 'lr=1e-4'")
     p.add_argument("--out", type=Path, default=Path("reports/distill"))
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--no-progress", action="store_true")
