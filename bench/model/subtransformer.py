@@ -133,7 +133,7 @@ class Attention(nn.Module):
             w = w + attn_mask
         if key_padding_mask is not None:
             w = w.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
-        w = F.softmax(w.float(), dim=-1).to(q.dtype)
+        w = F.softmax(w, dim=-1, dtype=torch.promote_types(w.dtype, torch.float32)).to(q.dtype)  # >= fp32
         w = F.dropout(w, p=self.dropout, training=self.training)
         out = torch.matmul(w, v).transpose(1, 2).reshape(query.shape[0], query.shape[1], self.qkv_dim)
         return self.out_proj(out)
