@@ -31,7 +31,7 @@ def add_arguments(p):
     p.add_argument("--target", default="valid_bleu")
     p.add_argument("--seeds", help="comma list of split seeds (default: all of each task)")
     p.add_argument("--steps", type=int, default=5000, help="student training steps (paper: 5000)")
-    p.add_argument("--extra", default="", help="extra distill options, e.g. 'lr=1e-4,standardize=false'")
+    p.add_argument("--extra", default="", help="extra distill options, e.g. 'recipe=paper' or 'lr=1e-4'")
     p.add_argument("--out", type=Path, default=Path("reports/distill"))
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -149,6 +149,31 @@ def plot(agg: list[dict], path: Path, teacher: str) -> None:
     plt.close(fig)
 
 
+def _recipe_words(steps: int, extra: str) -> str:
+    """The student's training as the distill options in ``extra`` set it (the header must match the run)."""
+    from predictors.distill import PAPER_RECIPE, Distill
+
+    cfg = dict(Distill.default_config(), steps=steps, **registry.parse_spec(f"distill[{extra}]")[1])
+    if cfg["recipe"] == "paper":
+        cfg.update(PAPER_RECIPE)
+        return (f"recipe=paper (llmas' bleu_predictor.py): {cfg['steps']} steps, batch {cfg['batch']}, Adam lr "
+                f"{cfg['lr']:g}, raw targets, RNGs seeded once with 123 and carried over the splits 123, 456, 789")
+    rest = ", ".join(f"{k}={v}" for k, v in registry.parse_spec(f"distill[{extra}]")[1].items()
+                     if k not in ("recipe", "lr", "batch", "steps"))
+    return (f"recipe=standardized: {cfg['steps']} steps, batch {cfg['batch']}, Adam lr {cfg['lr']:g}, standardised "
+            f"targets, seeded by the split seed" + (f", {rest}" if rest else ""))
+
+
+def _command(args) -> str:
+    parts = ["python -m bench distill-curve", str(args.suite), "--teacher", args.teacher, "--sizes", args.sizes]
+    for flag, value, default in (("--tasks", args.tasks, None), ("--target", args.target, "valid_bleu"),
+                                 ("--seeds", args.seeds, None), ("--steps", args.steps, 5000),
+                                 ("--extra", args.extra, "")):
+        if value not in (None, default):
+            parts += [flag, str(value)]
+    return " ".join(parts)
+
+
 def main(args) -> int:
     suite = load_suite(args.suite)
     sizes = [s if s == "all" else int(s) for s in args.sizes.split(",")]
@@ -166,12 +191,11 @@ def main(args) -> int:
     (args.out / f"{stem}.json").write_text(json.dumps({"rows": rows, "aggregate": agg}, indent=1, default=float))
     plot(agg, args.out / f"{stem}.png", args.teacher)
     md = [f"# LLM-Distill-PP learning curve: suite {suite.name}, teacher `{args.teacher}`, target {args.target}", "",
-          f"Student: HAT's 10→400→3×400→1 MLP on the llmas features, {args.steps} steps, batch 128, Adam "
-          f"lr 1e-5, standardised targets{', ' + args.extra if args.extra else ''}; trained on the teacher's labels of the first N pool "
+          f"Student: HAT's 10→400→3×400→1 MLP on the llmas features, {_recipe_words(args.steps, args.extra)}; "
+          "trained on the teacher's labels of the first N pool "
           "architectures (the paper's 3,000 first; smaller pools are seeded subsets of them). Teacher and student "
           "are scored on each split's 20 test architectures; mean ± std over split seeds. Command: "
-          f"`python -m bench distill-curve {args.suite} --teacher {args.teacher} --sizes {args.sizes}"
-          f"{' --tasks ' + args.tasks if args.tasks else ''}{' --steps ' + str(args.steps) if args.steps != 5000 else ''}`.",
+          f"`{_command(args)}`.",
           "", text, "", f"![learning curve]({stem}.png)", ""]
     (args.out / f"{stem}.md").write_text("\n".join(md))
     print(f"wrote {args.out / stem}.md/.json/.png", file=sys.stderr)

@@ -60,17 +60,28 @@ class HatMLP:
 
     # ---- training (torch) ---------------------------------------------------
     def fit(self, x: np.ndarray, y: np.ndarray, steps: int = 5000, batch_size: int = 128, lr: float = 1e-5,
-            seed: int = 123) -> HatMLP:
+            seed: int = 123, replay: int = 0) -> HatMLP:
+        """``replay``: advance the seeded RNGs past that many earlier trainings of the same size first, as
+        llmas' ``bleu_predictor.py`` does: it seeds once and trains one model per split seed in turn, so
+        its k-th model starts where the (k-1)-th left the RNGs (init draws, then ``steps`` samples)."""
         import torch
         from torch import nn
 
         rng = random.Random(seed)
         torch.manual_seed(seed)
-        layers: list[nn.Module] = [nn.Linear(self.feature_dim, self.hidden_dim), nn.ReLU()]
-        for _ in range(self.hidden_layers):
-            layers += [nn.Linear(self.hidden_dim, self.hidden_dim), nn.ReLU()]
-        layers.append(nn.Linear(self.hidden_dim, 1))
-        net = nn.Sequential(*layers)
+
+        def build():
+            layers: list[nn.Module] = [nn.Linear(self.feature_dim, self.hidden_dim), nn.ReLU()]
+            for _ in range(self.hidden_layers):
+                layers += [nn.Linear(self.hidden_dim, self.hidden_dim), nn.ReLU()]
+            layers.append(nn.Linear(self.hidden_dim, 1))
+            return nn.Sequential(*layers)
+
+        for _ in range(replay):
+            build()
+            for _ in range(steps):
+                rng.sample(range(len(x)), min(batch_size, len(x)))
+        net = build()
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
         yt = torch.as_tensor(np.asarray(y, dtype=np.float32)).reshape(-1, 1)

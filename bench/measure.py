@@ -11,24 +11,20 @@ its error and the run goes on.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import platform
 import random
 import sys
-import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import executors
-from .costs import compute_costs
+from .mt.record import SCHEMA, WorkerLost, measure_one  # noqa: F401 - re-exported: the record is made there
 from .space import DECODER_LIST_FIELDS, ENCODER_LIST_FIELDS, Arch, SearchSpace
 from .suite import SuiteError, load_suite
 
-SCHEMA = "bench.measure/1"
-MEASURE_KEYS = {"corpus", "tokenizer", "recipe", "sample_seed", "noise"}
+MEASURE_KEYS = {"corpus", "tokenizer", "recipe", "sample_seed", "noise", "records"}
 STRATIFIED = ("encoder_layer_num", "decoder_layer_num", "encoder_embed_dim", "decoder_embed_dim")
 TARGET_FIELDS = ("valid_chrf", "valid_bleu", "test_chrf", "test_bleu")
 # Fields every record carries (ok or error); ok records add TARGET_FIELDS and the training log.
@@ -147,10 +143,6 @@ def validate_record(rec: dict) -> list[str]:
     return problems
 
 
-class WorkerLost(RuntimeError):
-    """A task's worker process died on every try."""
-
-
 # ---------------------------------------------------------------- one task, prepared once
 @dataclass
 class Prepared:
@@ -182,12 +174,19 @@ def measure_config(task) -> dict:
 
 
 def output_path(task, noise: bool = False) -> Path:
-    """The task's records file (its ``source.file.path``); noise runs go next to it as ``*.noise.jsonl``."""
+    """Where ``bench measure`` writes: ``measure.records`` if given (a set being re-measured while the suite
+    still reads the previous one), else the task's records file (``source.file.path``); noise runs go next
+    to it as ``*.noise.jsonl``."""
     src = task.cfg["source"]
-    if src.get("kind") != "records" or not isinstance(src.get("file"), dict) or "path" not in src["file"]:
-        raise task.error("source", "`bench measure` writes to the task's records file: use "
-                                   "source: {kind: records, file: {path: ...}}")
-    p = Path(src["file"]["path"])
+    rel = (task.cfg.get("measure") or {}).get("records")
+    if rel is None:
+        if src.get("kind") != "records" or not isinstance(src.get("file"), dict) or "path" not in src["file"]:
+            raise task.error("source", "`bench measure` writes to the task's records file: use "
+                                       "source: {kind: records, file: {path: ...}} or measure.records: PATH")
+        rel = src["file"]["path"]
+    if not isinstance(rel, str) or not rel.endswith(".jsonl"):
+        raise task.error("measure.records", f"must be a path ending in .jsonl, got {rel!r}")
+    p = Path(rel)
     p = p if p.is_absolute() else (task.suite.path.parent / p)
     p = Path(os.path.normpath(p))
     return p.with_name(p.stem + ".noise" + p.suffix) if noise else p
@@ -225,59 +224,6 @@ def prepare(task) -> Prepared:
                     int(cfg.get("sample_seed", 0)), noise, git_commit())
 
 
-def measure_one(prep: Prepared, arch: Arch, seed: int, sample_index: int, device: str = "cpu",
-                progress: bool = True, desc: str = "train", lost: str | None = None) -> dict:
-    """Train, decode and score one architecture; never raises for a failing architecture."""
-    import torch
-
-    from .mt.train import train, translate_and_score
-
-    costs = compute_costs(arch, len(prep.vocab), prep.space.qkv_dim)
-    rec = {
-        "schema": SCHEMA, "task": prep.task_name, "status": "ok", "arch": arch.to_dict(), "arch_key": arch.key(),
-        "arch_info": arch.to_arch_info(), "seed": seed, "sample_index": sample_index,
-        "params": costs.params, "params_no_emb": costs.params_no_emb, "emb_params": costs.emb_params,
-        "total_flops": costs.total_flops, "last_layer_flops": costs.last_layer_flops,
-        "flops_no_last": costs.flops_no_last, "vocab_size": len(prep.vocab), "qkv_dim": prep.space.qkv_dim,
-        "device": device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "python": platform.python_version(), "git_commit": prep.git_commit, "recipe": prep.recipe.to_dict(),
-        "recipe_sha256": prep.recipe.sha256, "tokenizer_sha256": prep.vocab.sha256,
-        "data_sha256": prep.data_sha256, "train_pairs": len(prep.train_pairs), "dev_pairs": len(prep.dev_pairs),
-        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    t0 = time.perf_counter()
-    try:
-        if lost:  # the driver records a task whose workers kept dying (bench.executors)
-            raise WorkerLost(lost)
-        from .model.subtransformer import build_model
-
-        torch.manual_seed(seed)
-        r = prep.recipe
-        model = build_model(arch, len(prep.vocab), qkv_dim=prep.space.qkv_dim, dropout=r.dropout,
-                            attention_dropout=r.attention_dropout, pad_idx=1, max_positions=r.max_positions,
-                            seed=seed)
-        rec["torch_params"] = int(sum(p.numel() for p in model.parameters()))
-        log = train(model, prep.train_pairs, prep.dev_pairs, r, seed, device, progress, desc)
-        t1 = time.perf_counter()
-        valid = translate_and_score(model, prep.vocab, prep.corpus.splits["valid"], r, device)
-        test = translate_and_score(model, prep.vocab, prep.corpus.splits["test"], r, device)
-        rec.update({
-            "valid_chrf": valid["chrf"], "valid_bleu": valid["bleu"], "test_chrf": test["chrf"],
-            "test_bleu": test["bleu"], "valid_lines": valid["scored_lines"], "test_lines": test["scored_lines"],
-            "steps": log["steps"], "epochs": log["epochs"], "stopped": log["stopped"],
-            "final_train_loss": log["final_train_loss"], "best_dev_loss": log["best_dev_loss"],
-            "best_step": log["best_step"], "train_seconds": log["train_seconds"],
-            "eval_seconds": time.perf_counter() - t1, "evals": log["evals"],
-            "valid_sample": valid["hyps"][:3], "test_sample": test["hyps"][:3],
-        })
-    except Exception as exc:  # noqa: BLE001 - a failing architecture is a record, not a crash
-        rec["status"] = "error"
-        rec["error"] = f"{type(exc).__name__}: {exc}"
-        rec["traceback"] = traceback.format_exc(limit=6)[-2000:]
-    rec["wall_seconds"] = time.perf_counter() - t0
-    return rec
-
-
 # ---------------------------------------------------------------- one sweep task (bench.executors)
 def measure_task(prep: Prepared, arch_dict: dict, seed: int, index: int, device: str, progress: bool) -> dict:
     """What a worker runs (local or Ray): the record goes back to the driver, the only writer."""
@@ -305,6 +251,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-mixed", action="store_true",
                    help="append even if the file holds records of another recipe/tokenizer/corpus")
     p.add_argument("--summary", action="store_true", help="print the spread and seed noise of the measured sets")
+    p.add_argument("--floors", action="store_true",
+                   help="score the task's non-translation floors (shuffled references, copied source, most frequent "
+                        "target sentence) and write them next to the records file as <task>.floors.json")
+    p.add_argument("--throughput-steps", type=int, default=10, help="training steps per --throughput timing")
+    p.add_argument("--throughput", action="store_true",
+                   help="benchmark the trainer's tokens/s against a minimal plain-PyTorch loop (same model, batches, "
+                        "threads) at 1 and 2 threads, and 2 one-thread workers")
     p.add_argument("--no-progress", action="store_true")
     from .executors import add_arguments as executor_arguments
     executor_arguments(p)
@@ -328,13 +281,36 @@ def _plan(args, prep: Prepared) -> list[tuple[int, Arch, int]]:
 
 
 def _check_same_setup(rows: list[dict], prep: Prepared, out: Path, allow: bool) -> None:
-    """Refuse to append to a file measured with another recipe, tokenizer or corpus: the set would mix."""
-    now = {"recipe_sha256": prep.recipe.sha256, "tokenizer_sha256": prep.vocab.sha256, "data_sha256": prep.data_sha256}
+    """Refuse to append to a file measured on another task, or with another recipe, tokenizer, corpus or
+    code (``code_sha256``): the set would mix.  ``--allow-mixed`` lifts all but the task."""
+    from .mt.train import CODE_SHA256
+
+    now = {"recipe_sha256": prep.recipe.sha256, "tokenizer_sha256": prep.vocab.sha256,
+           "data_sha256": prep.data_sha256, "code_sha256": CODE_SHA256}
     for i, r in enumerate(rows):
+        if r.get("task") != prep.task_name:
+            raise SuiteError(f"{out}: line {i + 1} was measured on task {r.get('task')!r}, not {prep.task_name!r}; "
+                             f"measure into the task's own records file (--out)")
         for k, v in now.items():
             if r.get(k) != v and not allow:
-                raise SuiteError(f"{out}: line {i + 1} was measured with {k} {r.get(k)!r}, but the suite now gives "
-                                 f"{v!r}; measure into a new file (--out) or pass --allow-mixed")
+                raise SuiteError(f"{out}: line {i + 1} was measured with {k} {r.get(k)!r}, but the suite/code now "
+                                 f"gives {v!r}; measure into a new file (--out) or pass --allow-mixed")
+
+
+def _lock(out: Path):
+    """An exclusive advisory lock on the records file for the whole run, so two concurrent runs cannot
+    both decide an (architecture, seed) is missing and append it twice.  Returns the open handle."""
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(out, "a", encoding="utf-8")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise SuiteError(f"{out}: another `bench measure` is appending to this file; wait for it to finish "
+                         f"(or stop it) and rerun: finished runs are skipped") from None
+    return fh
 
 
 def main(args) -> int:
@@ -351,10 +327,22 @@ def main(args) -> int:
     prep = prepare(task)
     if args.max_steps is not None:
         prep.recipe = _smoke_recipe(args, task, prep.recipe)
+    if args.floors:
+        from .mt.floors import write_floors
+        path = write_floors(task, prep.corpus)
+        print(path.read_text(encoding="utf-8"), end="")
+        return 0
+    if args.throughput:
+        from .mt.throughput import report
+        arch = sample_archs(prep.space, 1, prep.sample_seed)[0]
+        report(prep, arch, str(suite.path), task.name, steps=args.throughput_steps, repeats=3,
+               batch_sizes=sorted({512, prep.recipe.batch_tokens}))
+        return 0
     out = args.out or output_path(task, noise=args.noise)
+    lock = _lock(out)  # noqa: F841 - held for the run
     existing = read_records(out)
     _check_same_setup(existing, prep, out, args.allow_mixed)
-    done = done_keys(existing, prep)
+    done = done_keys(existing, prep, args.allow_mixed)
     full = _plan(args, prep)
     plan = [(i, a, s) for i, a, s in full if (a.key(), s) not in done]
     total = len(full)
@@ -379,10 +367,11 @@ def main(args) -> int:
     return 0
 
 
-def done_keys(rows: list[dict], prep: Prepared) -> set:
-    """(arch_key, seed) already measured with this recipe and, when known, this code hash: what a resume skips."""
-    code = getattr(prep, "code_sha256", None)
-    if code is None:
+def done_keys(rows: list[dict], prep: Prepared, allow_mixed: bool = False) -> set:
+    """(arch_key, seed) already measured with this recipe and, when known, this code hash: what a resume skips.
+    With ``allow_mixed`` the user accepted the file's other-code records as they are: they count as done too."""
+    code = None if allow_mixed else getattr(prep, "code_sha256", None)
+    if code is None and not allow_mixed:
         from .mt import train
         code = getattr(train, "CODE_SHA256", None)  # the hash of the code that decides a record, where defined
     return {(r.get("arch_key"), r.get("seed")) for r in rows

@@ -29,6 +29,7 @@ PREDICTOR_MODULES = [
     "predictors.llm_pp",
     "predictors.zero_cost",
     "predictors.distill",
+    "predictors.supernet",
 ]
 
 _REGISTRY: dict[str, "Entry"] = {}

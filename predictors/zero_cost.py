@@ -3,7 +3,9 @@
 The computations and their encoder-decoder decisions are in ``bench.model.proxies``; the batch in
 ``bench.model.batch``.  Every option that changes a score is part of the spec and of the cache key:
 ``batch`` (bpe|random), ``batch_size``, ``length``, ``seed`` (random ids), ``init_seed``, ``tensors``
-(weights|all|no-embedding), ``label_smoothing``; synflow also ``disable_layernorm``.  ``share``
+(weights|all|no-embedding), ``label_smoothing``; synflow also ``disable_layernorm`` (default true, the
+reference's synflow; false is its ``synflow_bn``), fisher also ``fan_in`` (default true, the reference's
+fan-in-weighted channel sum; false sums channels unweighted).  ``share``
 only decides whether a cache miss computes every proxy at once (the default) or just this one.
 Scores are ranks only (``on_target_scale`` False); non-finite scores stay nan and are counted.
 """
@@ -21,9 +23,9 @@ PROXIES = ("grad_norm", "snip", "synflow", "grasp", "fisher", "jacov", "nwot", "
 DESCRIPTIONS = {
     "grad_norm": "sum of per-tensor L2 norms of the label-smoothed CE gradient on a real batch",
     "snip": "connection sensitivity: sum |w * dL/dw| (Lee et al. 2019)",
-    "synflow": "log synaptic flow: |w| * dR/dw with an all-ones float64 input at the embedding outputs",
+    "synflow": "log synaptic flow: |w| * dR/dw, all-ones float64 input at the embedding outputs, LayerNorm removed",
     "grasp": "GraSP: sum -w * Hg (Hessian-gradient product of the loss), zero-cost-nas sign",
-    "fisher": "Fisher: 0.5 * mean_b (sum_t act * grad)^2 per output feature of every linear map",
+    "fisher": "Fisher: sum_c fan_in * 0.5 * mean_b (sum_t act * grad)^2 over output features of every linear map",
     "jacov": "Jacobian covariance of decoder states w.r.t. embedding outputs, per sentence",
     "nwot": "NASWOT: log|det K| of binarised FFN fc1 activation codes across sentences",
     "l2_norm": "sum of per-tensor L2 norms of the weights at init",
@@ -39,7 +41,7 @@ class _ProxyInputs(Predictor):
 
     @classmethod
     def default_config(cls):
-        return {"batch": "bpe", "batch_size": 8, "length": 12, "seed": 0, "init_seed": 0, "tensors": "weights",
+        return {"batch": "bpe", "batch_size": 32, "length": 12, "seed": 0, "init_seed": 0, "tensors": "weights",
                 "label_smoothing": 0.1, "share": True}
 
     def supports(self, task, target):
@@ -64,7 +66,8 @@ class _ProxyInputs(Predictor):
         from bench.model.proxies import ProxyConfig
         c = self.config
         return ProxyConfig(tensors=c["tensors"], label_smoothing=float(c["label_smoothing"]),
-                           init_seed=int(c["init_seed"]), disable_layernorm=bool(c.get("disable_layernorm", False)))
+                           init_seed=int(c["init_seed"]), disable_layernorm=_bool(c.get("disable_layernorm", True)),
+                           fan_in=_bool(c.get("fan_in", True)))
 
     def _scores(self, archs, names):
         from bench.model.proxies import score_many
@@ -81,14 +84,23 @@ class _ProxyInputs(Predictor):
         return dict(getattr(self, "_stats", {}))
 
 
+def _bool(v) -> bool:
+    """Spec options may arrive as strings (``synflow[disable_layernorm=false]``)."""
+    if isinstance(v, str):
+        if v.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"proxy option value {v!r} is not a boolean; allowed values: ['false', 'true']")
+        return v.lower() in ("true", "1")
+    return bool(v)
+
+
+def _batch_words(identity) -> str | None:
+    return f"{identity['batch_size']} sentences x {identity['length']} tokens" if identity else None
+
+
 def _transform(name: str, score) -> float:
-    """synflow is logged (NASLib's signed log); the rest are used raw.  nan/inf are kept."""
-    x = float("nan") if score is None else float(score)
-    if name != "synflow" or not math.isfinite(x):
-        return x
-    if x == 0:
-        return float("-inf")
-    return math.log(x) if x > 0 else -math.log(-x)
+    """Scores are used as stored (synflow is stored as its log, see ``bench.model.proxies.synflow_log``).
+    nan/inf are kept."""
+    return float("nan") if score is None else float(score)
 
 
 class ZeroCostProxy(_ProxyInputs):
@@ -109,17 +121,20 @@ class ZeroCostProxy(_ProxyInputs):
         patterns = sorted({re.sub(r"\.layers\.\d+\.", ".layers.{i}.", t) for r in rows
                            for t in r[self.proxy]["tensors"]})
         secs = [r[self.proxy]["seconds"] for r in rows]
-        return {"proxy": self.proxy, "inputs": self._batch().identity if rows else None,
+        inputs = self._batch().identity if rows else None
+        return {"proxy": self.proxy, "batch_size": _batch_words(inputs), "inputs": inputs,
                 "tensors": patterns, "n_tensors_per_arch": sorted({len(r[self.proxy]["tensors"]) for r in rows}),
                 "median_own_seconds": float(np.median(secs)) if secs else None,
-                "transform": "signed log" if self.proxy == "synflow" else "none",
+                "transform": "natural log" if self.proxy == "synflow" else "none",
                 "nonfinite": getattr(self, "_nonfinite", 0)}
 
 
 for _name in PROXIES:
     _cls = type(f"ZC_{_name}", (ZeroCostProxy,), {"proxy": _name, "__doc__": DESCRIPTIONS[_name]})
     if _name == "synflow":
-        _cls.default_config = classmethod(lambda cls: dict(_ProxyInputs.default_config(), disable_layernorm=False))
+        _cls.default_config = classmethod(lambda cls: dict(_ProxyInputs.default_config(), disable_layernorm=True))
+    if _name == "fisher":
+        _cls.default_config = classmethod(lambda cls: dict(_ProxyInputs.default_config(), fan_in=True))
     register(_name, description=DESCRIPTIONS[_name], requires=("torch",), family="zero-cost")(_cls)
 
 
@@ -147,8 +162,9 @@ class ZCVote(_ProxyInputs):
         return wins
 
     def details(self):
+        inputs = self._batch().identity if getattr(self, "_rows", None) else None
         return {"voters": list(self.VOTERS), "rule": "pairwise majority (>=2 of 3), Copeland wins",
-                "inputs": self._batch().identity if getattr(self, "_rows", None) else None,
+                "batch_size": _batch_words(inputs), "inputs": inputs,
                 "nonfinite": getattr(self, "_nonfinite", 0)}
 
 
@@ -206,6 +222,7 @@ class ZCAll(_ProxyInputs):
         return np.asarray(self.model.predict(self._x(archs)), dtype=float)
 
     def details(self):
+        inputs = self._batch().identity if getattr(self, "_rows", None) else None
         return {"features": list(PROXIES) + ["log_params", "log_total_flops"], "model": self.config["model"],
-                "inputs": self._batch().identity if getattr(self, "_rows", None) else None,
+                "batch_size": _batch_words(inputs), "inputs": inputs,
                 "imputed_values": getattr(self, "_imputed", 0)}

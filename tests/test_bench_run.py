@@ -17,7 +17,36 @@ def test_bench_run_wmt14_cold(benchmark, root, tmp_path):
     benchmark.group = "bench run (cold process)"
     benchmark.pedantic(_run, args=(["run", "suites/wmt14.yaml", "--out", str(tmp_path), "--no-progress"], root),
                        rounds=5, iterations=1)
-    assert (tmp_path / "leaderboard.md").exists()
+    _check_results(root, tmp_path / "results.json")
+
+
+def _check_results(root, path):
+    """Every run's gold values are the suite's records and its metrics recompute from its raw predictions."""
+    import json
+    import math
+
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from bench.space import Arch
+    from bench.suite import load_suite
+
+    res = json.loads(path.read_text())
+    suite = load_suite(root / "suites" / "wmt14.yaml")
+    ran = {r["predictor"] for r in res["runs"]} | {s["predictor"] for s in res["skipped"]}
+    assert set(suite.predictors) <= ran, set(suite.predictors) - ran  # each one scored or skipped with a reason
+    assert {r["task"] for r in res["runs"]} == {t.name for t in suite.tasks}
+    for run in res["runs"]:
+        task = suite.task(run["task"])
+        gold = [task.lookup(Arch.from_dict(json.loads(k))).targets[run["target"]] for k in run["test_ids"]]
+        assert run["gold"] == gold
+        y, p = np.array(gold), np.array(run["predictions"], dtype=float)
+        ok = np.isfinite(p)
+        assert run["coverage"] == ok.mean()
+        if run["metrics"].get("mae") is not None and math.isfinite(run["metrics"]["mae"]):
+            assert run["metrics"]["mae"] == np.abs(y[ok] - p[ok]).mean()
+        if np.ptp(p[ok]) > 0:
+            assert abs(run["metrics"]["kendall"] - kendalltau(y[ok], p[ok]).statistic) < 1e-12, run["predictor"]
 
 
 def test_bench_list_cold_baseline(benchmark, root):

@@ -83,14 +83,16 @@ def test_leaderboard_sorted_by_kendall(runs):
     assert taus == sorted(taus, reverse=True)
 
 
-def test_subset_formats_and_all_targets(root, tmp_path):
-    r = bench("run", "suites/wmt19.yaml", "--predictors", "mean,flops", "--targets", "all", "--format", "csv",
-              "--no-write", "--no-progress", cwd=root)
+def test_subset_formats_and_all_targets(root, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    # run where the default output folder would land in tmp_path, not over the committed reports/wmt19/
+    r = bench("run", str(root / "suites/wmt19.yaml"), "--predictors", "mean,flops", "--targets", "all", "--format",
+              "csv", "--no-write", "--no-progress", cwd=tmp_path)
     lines = r.stdout.splitlines()
     assert lines[0] == "task,target,predictor,metric,seed,value"
     assert {line.split(",")[1] for line in lines[1:]} == {"valid_bleu", "test_bleu", "latency_ms"}
     assert {line.split(",")[2] for line in lines[1:]} == {"mean", "flops"}
-    assert not (tmp_path / "reports").exists()
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "runs").exists()
 
 
 def test_unknown_predictor_fails_before_running_with_a_suggestion(root):
@@ -124,9 +126,11 @@ def test_gate_passes_on_itself_and_fails_on_doctored_baseline(runs, root, tmp_pa
     doctored = json.loads((d / "results.json").read_text())
     for r in doctored["results"]:
         if r["predictor"] == "gp" and r["metric"] == "kendall" and r["task"] == "wmt14-en-de":
-            r["mean"] += 0.05  # the baseline claims gp ranked better than it does now
+            r["mean"] += 0.03  # the baseline claims gp ranked better than it does now (1.5 x the 0.02 tolerance)
         if r["predictor"] == "hat" and r["metric"] == "mae" and r["task"] == "wmt14-en-fr":
-            r["mean"] -= 0.2
+            r["mean"] -= 0.075  # 1.5 x the 0.05 tolerance
+        if r["predictor"] == "mlp" and r["metric"] == "kendall" and r["task"] == "wmt14-en-de":
+            r["mean"] += 0.018  # inside the tolerance: not a failure
     (tmp_path / "baseline.json").write_text(json.dumps(doctored))
     bad = bench("check", "suites/wmt14.yaml", "--baseline", str(tmp_path / "baseline.json"), "--results",
                 str(d / "results.json"), cwd=root, check=False)

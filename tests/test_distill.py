@@ -110,3 +110,74 @@ def test_learning_curve_command_writes_table_and_plot(root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "student, pool 50" in out and "student, pool 100" in out and "teacher" in out
     assert (tmp_path / "wmt14-linear.md").exists() and (tmp_path / "wmt14-linear.png").stat().st_size > 1000
+
+
+def _llmas_training(x, ys, steps, bsz, lr, manual_seed=123):
+    """A port of UBC-NLP/llmas @ 35980b8faf884c51d25fa45a644b47729f152e03, bleu_predictor.py (seed once in
+    __main__, then one Net + BleuPredictor.train per src_seed, the RNGs carried over): the weights of each model."""
+    import random
+
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self, feature_dim, hidden_dim, hidden_layer_num):
+            super().__init__()
+            self.first_layer = nn.Linear(feature_dim, hidden_dim)
+            self.layers = nn.ModuleList()
+            for i in range(hidden_layer_num):
+                self.layers.append(nn.Linear(hidden_dim, hidden_dim))
+            self.predict = nn.Linear(hidden_dim, 1)
+
+        def forward(self, x):
+            x = torch.relu(self.first_layer(x))
+            for i in range(len(self.layers)):
+                x = torch.relu(self.layers[i](x))
+            return self.predict(x)
+
+    random.seed(manual_seed)
+    np.random.seed(manual_seed)
+    torch.manual_seed(manual_seed)
+    out = []
+    for y_train_teacher in ys:
+        model = Net(10, 400, 3)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        criterion = torch.nn.MSELoss()
+        for i in range(steps):
+            sample_ind = random.sample(range(len(x)), k=bsz)
+            sample_x = [x[sample_ind[k]] for k in range(bsz)]
+            sample_y = [y_train_teacher[sample_ind[k]] for k in range(bsz)]
+            prediction = model(torch.Tensor(sample_x)).squeeze()
+            loss = criterion(prediction, torch.Tensor(sample_y))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        out.append(model.predict.weight.detach().numpy().copy())
+    return out
+
+
+def test_paper_recipe_replays_the_llmas_rng_over_split_seeds():
+    from bench.hatmlp import HatMLP
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 10)).tolist()
+    ys = [(rng.random(40) * 30).tolist() for _ in range(3)]
+    ref = _llmas_training(x, ys, steps=4, bsz=8, lr=1e-3)
+    for k in range(3):  # the k-th split seed's model: replay the k earlier trainings' draws
+        ours = HatMLP().fit(np.array(x), np.array(ys[k]), steps=4, batch_size=8, lr=1e-3, seed=123, replay=k)
+        assert np.allclose(ours.weights[-1][0], ref[k], rtol=0, atol=1e-6), k
+    assert not np.allclose(HatMLP().fit(np.array(x), np.array(ys[1]), steps=4, batch_size=8, lr=1e-3, seed=123)
+                           .weights[-1][0], ref[1], atol=1e-6)  # without the replay it is another model
+
+
+def test_recipe_is_in_the_row_name_and_paper_fixes_its_settings(task):
+    ctx = Context(task=task, target="valid_bleu", seed=123)
+    assert registry.create("distill[teacher=gp]", ctx).spec == "distill[teacher=gp,recipe=standardized]"
+    paper = registry.create("distill[teacher=gp,recipe=paper,steps=5000]", ctx)
+    assert paper.spec == "distill[teacher=gp,recipe=paper,steps=5000]"
+    assert {k: paper.config[k] for k in ("pool", "steps", "lr", "batch")} == \
+        {"pool": 3000, "steps": 5000, "lr": 1e-5, "batch": 128}
+    with pytest.raises(ValueError, match="recipe=paper fixes"):
+        registry.create("distill[teacher=gp,recipe=paper,lr=1e-3]", ctx)
+    with pytest.raises(ValueError, match="allowed values"):
+        registry.create("distill[teacher=gp,recipe=raw]", ctx)

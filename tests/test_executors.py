@@ -53,6 +53,13 @@ def test_ray_records_equal_local_records_field_by_field(tmp_path, ray_session):
         assert a["evals"] and a["test_sample"] == b["test_sample"]
 
 
+def long_suite(tmp_path):
+    """~10 s of training: the driver learns of a start at its next poll (up to 1 s, more under load), then kills."""
+    suite = make_suite(tmp_path, steps=1500)
+    suite.write_text(suite.read_text().replace("max_epochs: 100,", "max_epochs: 500, patience: 1000,"))
+    return suite
+
+
 def _with_killer(monkeypatch, fn, after: float = 0.3):
     """Run ``fn`` while the first worker that reports a task start is SIGKILLed ``after`` seconds into the task.
 
@@ -74,7 +81,7 @@ def _with_killer(monkeypatch, fn, after: float = 0.3):
 
 
 def test_a_worker_killed_mid_task_is_retried_and_recorded_once(tmp_path, ray_session, capsys, monkeypatch):
-    suite = make_suite(tmp_path, steps=300)  # seconds: the kill lands inside the task
+    suite = long_suite(tmp_path)
     out = tmp_path / "r.jsonl"
     rc, pids = _with_killer(monkeypatch, lambda: measure(suite, out, "--n", "1", "--executor", "ray"))
     assert rc == 0 and len(pids) == 1, "the test should have killed one worker mid-task"
@@ -84,9 +91,9 @@ def test_a_worker_killed_mid_task_is_retried_and_recorded_once(tmp_path, ray_ses
 
 
 def test_a_task_whose_workers_keep_dying_is_an_error_record(tmp_path, ray_session, monkeypatch):
-    suite = make_suite(tmp_path, steps=300)  # seconds: the kill lands inside the task
+    suite = long_suite(tmp_path)
     out = tmp_path / "r.jsonl"
-    rc, pids = _with_killer(monkeypatch, lambda: measure(suite, out, "--n", "1", "--executor", "ray", 
+    rc, pids = _with_killer(monkeypatch, lambda: measure(suite, out, "--n", "1", "--executor", "ray",
                             "--max-retries", "0"))
     assert rc == 0 and len(pids) == 1
     rows = read_records(out)

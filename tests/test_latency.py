@@ -179,11 +179,29 @@ def test_released_predictor_and_proxies_run_on_averaged_archs(latency_suite):
 
     res = run_suite(latency_suite, predictors=["hat-latency-released", "flops", "params", "linear"],
                     tasks=["wmt14enfr-titanxp"], progress=False, n_boot=50)
+    from scipy.stats import kendalltau
+
     rows = {(r["predictor"], r["metric"]): r for r in res.rows}
-    assert rows[("hat-latency-released", "mape")]["mean"] < 5  # HAT's own data: 1.9% on all 2,000 rows
-    assert rows[("flops", "kendall")]["mean"] > 0.3  # bigger is slower
-    assert rows[("linear", "within10")]["mean"] > 50
     assert not res.skipped
+    task = latency_suite.task("wmt14enfr-titanxp")
+    by_key = {r.id: r.targets["latency_ms"] for r in task.records}
+    for pred in ("hat-latency-released", "flops", "params", "linear"):
+        runs = [r for r in res.runs if r["predictor"] == pred]
+        assert sorted(r["seed"] for r in runs) == sorted(task.seeds)
+        mape, w10, tau = [], [], []
+        for r in runs:  # every metric again from the raw predictions, without bench.metrics
+            y = np.array([by_key[k] for k in r["test_ids"]])
+            p = np.array(r["predictions"], dtype=float)
+            assert np.isfinite(p).all() and np.array_equal(y, r["gold"])
+            mape.append(100 * np.mean(np.abs(p - y) / y))
+            w10.append(100 * np.mean(np.abs(p - y) <= 0.1 * y))
+            tau.append(kendalltau(y, p).statistic)
+        assert rows[(pred, "kendall")]["mean"] == pytest.approx(np.mean(tau), abs=1e-12)
+        if pred not in ("flops", "params"):  # proxies rank only: no raw MAPE
+            assert rows[(pred, "mape")]["mean"] == pytest.approx(np.mean(mape), abs=1e-9)
+            assert rows[(pred, "within10")]["mean"] == pytest.approx(np.mean(w10), abs=1e-9)
+    # HAT's released predictor on HAT's own En-Fr TITAN Xp data: 1.88 % MAPE over the test splits here
+    assert 1.5 < rows[("hat-latency-released", "mape")]["mean"] < 2.3
     assert math.isfinite(rows[("flops", "mae_cal")]["mean"])
 
 

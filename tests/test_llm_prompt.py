@@ -126,7 +126,8 @@ def test_prompt_command_prints_the_exact_prompt(wmt14):
     with redirect_stdout(buf):
         assert main(["prompt", str(ROOT / "suites/wmt14.yaml"), "--task", "wmt14-en-de", "--seed", "456", "--arch", "3"]) == 0
     task = wmt14.task("wmt14-en-de")
-    assert buf.getvalue() == PromptBuilder(task, "valid_bleu", 456).demos_from_split().query(task.split(456)[1][3].arch) + "\n"
+    assert buf.getvalue() == PromptBuilder(task, "valid_bleu", 456).demos_from_split().query(task.split(456)[1][3].arch)
+    assert buf.getvalue().endswith("BLEU: ")  # the exact bytes sent, no newline added
 
 
 @pytest.mark.parametrize("text,strict,lenient", [

@@ -170,10 +170,11 @@ def test_measure_one_record_matches_the_schema(tmp_path):
 def test_americasnlp_suite_loads_and_declares_its_splits():
     suite = load_suite(ROOT / "suites" / "americasnlp.yaml")
     assert [t.name for t in suite.tasks] == ["bzd-es", "es-bzd", "czn-es"]
-    assert output_path(suite.task("bzd-es")) == ROOT / "measurements" / "americasnlp" / "bzd-es.jsonl"
+    assert output_path(suite.task("bzd-es")) == ROOT / "measurements" / "americasnlp" / "v2" / "bzd-es.jsonl"
     assert output_path(suite.task("czn-es"), noise=True).name == "czn-es.noise.jsonl"
     for t in suite.tasks:
-        assert set(t.targets) == {"valid_chrf", "test_chrf", "valid_bleu", "test_bleu"}
+        assert set(t.targets) == {"valid_chrf", "test_chrf", "valid_bleu", "test_bleu", "valid_nll"}
+        assert t.targets["valid_nll"].higher_is_better is False and t.targets["valid_chrf"].higher_is_better
     prep = prepare(suite.task("czn-es"))  # trains (or loads) the tokenizer; checks vocab_size
     sizes = {k: len(v) for k, v in prep.corpus.splits.items()}
     assert sizes == {"train": 357 + 299, "valid": 100, "test": 100}

@@ -2,7 +2,7 @@
 
 Adding a command: write ``bench/commands/<name>.py`` with those three and list it here; put what it computes in a
 library module (commands parse flags, call the library, print and write).  Flags every command shares are spelt
-once, in ``_args``.  ``measure``, ``prompt``, ``zc-bench`` and ``distill-curve`` still keep their flags next to
+once, in ``_args``.  ``measure``, ``prompt``, ``zc-bench``, ``distill-curve`` and ``supernet`` still keep their flags next to
 their library code and are registered here by thin modules.
 """
 # name -> module under bench.commands; imported only when the parser is built
@@ -22,4 +22,5 @@ COMMANDS = {
     "search-bench": "search_bench",
     "ranks": "ranks",
     "sweep-bench": "sweep_bench",
+    "supernet": "supernet",
 }

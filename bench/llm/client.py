@@ -53,8 +53,9 @@ def default_cache() -> Cache:
 
 
 def parse_value(text: str, mode: str = "strict") -> float | None:
-    """strict (the paper): the first whitespace token must be a number ("25.3" ok; "25.3." and "BLEU: 25.3"
-    fail).  lenient: the first number anywhere.  Non-finite values ("nan", "inf") always fail."""
+    """strict (the paper's rule): the first whitespace token must be a number ("25.3" ok; "25.3." and
+    "BLEU: 25.3" fail).  lenient: the first number anywhere.  Non-finite values ("nan", "inf") always fail:
+    that is this project's rule, not the paper's (its ``float()`` accepts them)."""
     t = (text or "").strip()
     if not t:
         return None

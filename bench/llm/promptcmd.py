@@ -49,5 +49,6 @@ def main(args) -> int:
         print(json.dumps({"messages": [{"role": "user", "content": text}], "temperature": args.temperature,
                           "max_tokens": args.max_tokens}, indent=1, ensure_ascii=False))
     else:
-        sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+        sys.stdout.write(text)  # the exact bytes sent: no newline added (the prompt ends in "BLEU: ")
+        sys.stdout.flush()
     return 0

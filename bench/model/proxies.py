@@ -12,7 +12,10 @@ Decisions (../shared/docs/anchors.md §2.4):
   eps·mean(-log p)), token mean over (B·T, V) with ``ignore_index`` = pad, on a real batch
   (``bench.model.batch``).  Dropout is 0, so train/eval mode does not matter.
 - **fisher**: every linear-map output (q, k, v, out_proj, fc1, fc2 and the logits) is batch-first
-  [B, T, F]; per output feature, 0.5 · mean_b (Σ_t act·grad)², summed.  Features sit on the last axis.
+  [B, T, F]; per output feature (channel) c, F_c = 0.5 · mean_b (Σ_t act·grad)².  Features sit on the last
+  axis (the references' channel axis is 1 for Conv2d; T plays the spatial axes' part).  The score is the
+  references' Σ_c fan_in · F_c (zero-cost-nas and NASLib broadcast each channel's value over its weight
+  row, of fan_in entries, before summing); ``fan_in=false`` gives the unweighted Σ_c F_c.
 - **nwot**: forward hooks on the FFN ``fc1`` outputs (ReLU is functional), binarised > 0 per sentence
   over all [T, F] positions; K = Σ_layers c cᵀ + (1-c)(1-c)ᵀ; score = log|det K|.
 - **jacov**: per sentence, the gradient of the sum of the logits with respect to the encoder and decoder
@@ -22,10 +25,13 @@ Decisions (../shared/docs/anchors.md §2.4):
   noise.  The sum of logits is the states projected on the column sum of the tied table (computed
   that way, without the [B, T, V] logits), a random direction at init; the correlation is scale-free,
   so the vocabulary size does not dominate it.
-- **synflow**: float64, |weights|, an all-ones input of shape [1, L, E] / [1, L, D] at the embedding
-  outputs (the table still enters through the tied output projection), R = Σ logits, Σ|w ⊙ ∂R/∂w|.
-  ``disable_layernorm`` replaces LayerNorm by the identity (the linearised-network assumption).
-  The raw value is stored; the predictor takes its log.
+- **synflow**: the whole pass in float64 (attention softmax included), |weights|, an all-ones input of
+  shape [1, L, E] / [1, L, D] at the embedding outputs (the table still enters through the tied output
+  projection), R = Σ logits, Σ|w ⊙ ∂R/∂w|.  ``disable_layernorm`` (default true) replaces LayerNorm by the
+  identity: zero-cost-nas registers ``synflow`` with normalisation layers removed (``bn=False``);
+  ``disable_layernorm=false`` keeps them, the analogue of its ``synflow_bn``.  Its natural log is
+  stored: without LayerNorm the pass runs on the input 2^-400 and adds 400·log 2, exact by the network's
+  homogeneity (``synflow_log``), since R reaches ~1e200 at input 1 and q·kᵀ overflows float64.
 - **grasp**: g = ∇L (no graph), Hg = ∇(g · ∇L) with a graph, score Σ -w ⊙ Hg (zero-cost-nas' sign: higher
   is better); **grad_norm** Σ per-tensor ‖∇L‖₂; **snip** Σ|w ⊙ ∇L|; **plain** Σ w ⊙ ∇L; **l2_norm** Σ‖w‖₂.
 
@@ -33,6 +39,7 @@ Non-finite scores are returned as they are (nan/inf) and counted by the callers,
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -49,12 +56,13 @@ from .subtransformer import SubTransformer, Tap, build_model, parameter_groups
 
 VERSION = "1"
 # Bumped per proxy when its definition changes (old cache entries are then ignored).
-PROXY_VERSIONS = {"jacov": "2"}
+PROXY_VERSIONS = {"jacov": "2", "fisher": "2", "synflow": "2"}
 PROXIES = ("grad_norm", "snip", "synflow", "grasp", "fisher", "jacov", "nwot", "l2_norm", "plain")
 HIGHER_IS_BETTER = {p: True for p in PROXIES}  # as the proxies are used in zero-cost-nas / NASLib
 LOSS_BASED = ("grad_norm", "snip", "grasp", "fisher", "plain")
 TENSOR_SETS = ("weights", "all", "no-embedding")
 JACOV_K = 1e-5
+SYNFLOW_LOG2_SCALE = 400  # synflow's input is 2^-400 (exact by homogeneity; see synflow_log)
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,8 @@ class ProxyConfig:
     tensors: str = "weights"
     label_smoothing: float = 0.1
     init_seed: int = 0
-    disable_layernorm: bool = False  # synflow only
+    disable_layernorm: bool = True  # synflow only (the reference's synflow; false = its synflow_bn)
+    fan_in: bool = True  # fisher only (the reference's fan-in broadcast; false = unweighted channel sum)
 
     def __post_init__(self):
         if self.tensors not in TENSOR_SETS:
@@ -100,16 +109,38 @@ def _loss(model, src, prev, tgt, eps):
                            label_smoothing=eps)
 
 
+def fan_in(model: nn.Module, name: str, module: nn.Module) -> int:
+    """Input width of the linear map whose output ``module`` produces (a weight row's length)."""
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    if name == "output_tap":
+        return model.dec_dim
+    parent_name, tap = name.rsplit(".", 1)
+    att = model.get_submodule(parent_name)
+    i = ("q_tap", "k_tap", "v_tap").index(tap)
+    w = (att.q_proj_weight, att.k_proj_weight, att.v_proj_weight)[i] if att.cross else att.in_proj_weight
+    return int(w.shape[1])
+
+
 def _hook_fisher(maps, acc):
+    """Per-channel fisher F_c of each map's output into ``acc[name]`` (a float64 vector over the last axis)."""
     def make(name):
         def fwd(_m, _inp, out):
             act = out.detach()
 
             def bwd(grad):
-                acc[name] = float((0.5 * (act.double() * grad.detach().double()).sum(1).pow(2).mean(0)).sum())
+                g = act.double() * grad.detach().double()
+                if g.dim() > 2:  # [B, ..., F]: sum the positions, keep batch and features
+                    g = g.sum(dim=tuple(range(1, g.dim() - 1)))
+                acc[name] = 0.5 * g.pow(2).mean(0)
             out.register_hook(bwd)
         return fwd
     return [m.register_forward_hook(make(n)) for n, m in maps]
+
+
+def fisher_score(model: nn.Module, maps, acc: dict, weighted: bool = True) -> float:
+    """Σ over maps of Σ_c w_c F_c, w_c = fan_in (the references) or 1."""
+    return sum(float(acc[n].sum()) * (fan_in(model, n, m) if weighted else 1) for n, m in maps if n in acc)
 
 
 def _hook_nwot(model, codes):
@@ -145,6 +176,36 @@ def _disable_layernorm(model: nn.Module) -> None:
         for child_name, child in list(parent.named_children()):
             if isinstance(child, nn.LayerNorm):
                 setattr(parent, child_name, nn.Identity())
+
+
+def synflow_log(model: SubTransformer, pnames: set, length: int, disable_layernorm: bool,
+                log2_scale: int | None = None) -> tuple[float, list[str]]:
+    """Natural log of synflow, Σ|w ⊙ ∂R/∂w| with |w| and R = Σ logits of an all-ones input, in float64.
+
+    Without LayerNorm the |w| network is positively homogeneous of degree 1 in its input: biases are 0 at
+    init, ReLU of positive values is linear, and every position is identical, so each softmax is uniform
+    whatever its scale.  The score therefore equals 2^k · (score of the input 2^-k), and the pass runs on
+    the input 2^-k (k = ``SYNFLOW_LOG2_SCALE``): real-size WMT models reach R ~ 1e200 at input 1, past
+    float64's range inside q·kᵀ.  LayerNorm-kept models are not homogeneous (and stay bounded): k = 0.
+    Modifies ``model`` (LayerNorm removed, float64, |w|)."""
+    if log2_scale is None:
+        log2_scale = SYNFLOW_LOG2_SCALE if disable_layernorm else 0
+    if disable_layernorm:
+        _disable_layernorm(model)
+    model.double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    x = torch.full((1, length, model.enc_dim), 2.0 ** -log2_scale, dtype=torch.float64)
+    y = torch.full((1, length, model.dec_dim), 2.0 ** -log2_scale, dtype=torch.float64)
+    r = model.decode_embedded(y, model.encode_embedded(x)).sum()
+    named = [(n, p) for n, p in model.named_parameters() if n in pnames]
+    sg = torch.autograd.grad(r, [p for _, p in named], allow_unused=True)
+    with torch.no_grad():
+        s = sum(float((w * g).abs_().sum()) for (_, w), g in zip(named, sg) if g is not None)
+    if not math.isfinite(s) or s < 0:
+        return float("nan"), [n for n, _ in named]
+    return (math.log(s) + log2_scale * math.log(2) if s > 0 else float("-inf")), [n for n, _ in named]
 
 
 def score_arch(arch, vocab_size: int, batch: Batch, names, cfg: ProxyConfig = ProxyConfig(),
@@ -193,7 +254,7 @@ def score_arch(arch, vocab_size: int, batch: Batch, names, cfg: ProxyConfig = Pr
         timing["loss_pass" if need_grad else "forward"] = time.perf_counter() - t
         if "fisher" in names:
             t = time.perf_counter()
-            done("fisher", sum(fisher_acc.values()), [n for n, _ in maps], t)
+            done("fisher", fisher_score(model, maps, fisher_acc, cfg.fan_in), [n for n, _ in maps], t)
         if "nwot" in names:
             t = time.perf_counter()
             done("nwot", nwot_score(codes), [f"{s}.layers.{i}.fc1 (output > 0)" for s in ("encoder", "decoder")
@@ -233,21 +294,8 @@ def score_arch(arch, vocab_size: int, batch: Batch, names, cfg: ProxyConfig = Pr
              t)
     if "synflow" in names:  # last: it overwrites the weights
         t = time.perf_counter()
-        if cfg.disable_layernorm:
-            _disable_layernorm(model)
-        model.double()
-        with torch.no_grad():
-            for p in model.parameters():
-                p.abs_()
-        length = src.shape[1]
-        x = torch.ones(1, length, model.enc_dim, dtype=torch.float64)
-        y = torch.ones(1, length, model.dec_dim, dtype=torch.float64)
-        r = model.decode_embedded(y, model.encode_embedded(x)).sum()
-        ws64 = [p for n, p in model.named_parameters() if n in set(pnames)]
-        sg = torch.autograd.grad(r, ws64, allow_unused=True)
-        with torch.no_grad():
-            score = sum(float((w * g).abs_().sum()) for w, g in zip(ws64, sg) if g is not None)
-        done("synflow", score, [n for n, _ in model.named_parameters() if n in set(pnames)], t)
+        score, used = synflow_log(model, set(pnames), src.shape[1], cfg.disable_layernorm)
+        done("synflow", score, used, t)
     out["_timing"] = timing
     return out
 
@@ -258,6 +306,8 @@ def cache_key(task, arch, name: str, batch: Batch, cfg: ProxyConfig) -> str:
     parts = ["zero-cost", VERSION, name, arch.key(), task.vocab_size, task.space.qkv_dim, batch.identity,
              cfg.tensors, cfg.label_smoothing, cfg.init_seed, cfg.disable_layernorm if name == "synflow" else None,
              torch.__version__]
+    if name == "fisher":
+        parts.append(("fan_in", cfg.fan_in))
     if name in PROXY_VERSIONS:  # only a bumped proxy changes its keys; the others stay valid
         parts.append(PROXY_VERSIONS[name])
     return make_key(*parts)

@@ -133,7 +133,7 @@ class Attention(nn.Module):
             w = w + attn_mask
         if key_padding_mask is not None:
             w = w.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
-        w = F.softmax(w.float(), dim=-1).to(q.dtype)
+        w = F.softmax(w, dim=-1, dtype=torch.promote_types(w.dtype, torch.float32)).to(q.dtype)  # >= fp32
         w = F.dropout(w, p=self.dropout, training=self.training)
         out = torch.matmul(w, v).transpose(1, 2).reshape(query.shape[0], query.shape[1], self.qkv_dim)
         return self.out_proj(out)
@@ -195,7 +195,11 @@ class EncoderOut:
 
 class SubTransformer(nn.Module):
     def __init__(self, arch: Arch, vocab_size: int, qkv_dim: int = 512, dropout: float = 0.0,
-                 attention_dropout: float = 0.0, pad_idx: int = 1, max_positions: int = 1024):
+                 attention_dropout: float = 0.0, pad_idx: int = 1, max_positions: int = 1024,
+                 positions_dims: tuple[int, int] | None = None):
+        """``positions_dims`` (encoder, decoder): compute the sinusoidal tables at these widths and take their
+        leading E / D columns, as HAT's SuperTransformer does for a sampled SubTransformer (a model extracted
+        from a supernet); None: at E and D (a model trained on its own)."""
         super().__init__()
         self.arch, self.vocab_size, self.qkv_dim, self.pad_idx = arch, vocab_size, qkv_dim, pad_idx
         self.max_positions = max_positions
@@ -210,8 +214,9 @@ class SubTransformer(nn.Module):
         table[pad_idx].zero_()
         self.embed_tokens = nn.Embedding(vocab_size, width, padding_idx=pad_idx, _weight=table)
         n_pos = max_positions + pad_idx + 1
-        self.register_buffer("enc_positions", sinusoidal_table(n_pos, E, pad_idx).clone(), persistent=False)
-        self.register_buffer("dec_positions", sinusoidal_table(n_pos, D, pad_idx).clone(), persistent=False)
+        pe, pd = positions_dims or (E, D)
+        self.register_buffer("enc_positions", sinusoidal_table(n_pos, pe, pad_idx)[:, :E].clone(), persistent=False)
+        self.register_buffer("dec_positions", sinusoidal_table(n_pos, pd, pad_idx)[:, :D].clone(), persistent=False)
         self.encoder = nn.Module()
         self.encoder.layers = nn.ModuleList(
             EncoderLayer(E, f, h, qkv_dim, dropout, attention_dropout)
@@ -312,13 +317,14 @@ class SubTransformer(nn.Module):
 
 def build_model(arch: Arch, vocab_size: int, qkv_dim: int = 512, dropout: float = 0.0,
                 attention_dropout: float = 0.0, pad_idx: int = 1, max_positions: int = 1024,
-                seed: int | None = None) -> SubTransformer:
+                seed: int | None = None, positions_dims: tuple[int, int] | None = None) -> SubTransformer:
     """A freshly initialised SubTransformer; with ``seed`` the weights are a pure function of (arch, seed)."""
+    args = (arch, vocab_size, qkv_dim, dropout, attention_dropout, pad_idx, max_positions, positions_dims)
     if seed is None:
-        return SubTransformer(arch, vocab_size, qkv_dim, dropout, attention_dropout, pad_idx, max_positions)
+        return SubTransformer(*args)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return SubTransformer(arch, vocab_size, qkv_dim, dropout, attention_dropout, pad_idx, max_positions)
+        return SubTransformer(*args)
 
 
 def parameter_groups(model: SubTransformer) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Benchmark: every zero-cost proxy on every labelled architecture of a task, cold (the cache is not read).
 
-    python -m bench zc-bench suites/wmt14.yaml --task wmt14-en-de [--batch-size 8 --length 12] [--json out.json]
+    python -m bench zc-bench suites/wmt14.yaml --task wmt14-en-de [--batch-size 32 --length 12] [--json out.json]
 
 Per architecture: one model build, one shared loss pass (forward + backward, with grasp's graph), then
 each proxy's own work.  Reports medians over architectures, the standalone estimate per proxy (build +
@@ -23,7 +23,7 @@ def add_arguments(p):
     p.add_argument("--models", action="store_true",
                    help="only time building and a forward pass (batch 1, 30+30 tokens) of the space's extremes")
     p.add_argument("--batch", default="bpe", choices=["bpe", "random"])
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--length", type=int, default=12)
     p.add_argument("--limit", type=int, help="only the first N architectures")
     p.add_argument("--json", help="write the per-architecture timings here")

@@ -14,10 +14,29 @@ import math
 import random
 import sys
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from .scoring import score
 from .tokenizer import BOS, EOS, PAD
+
+# The source files that decide a measurement record (training, model, tokenizer, corpus, scoring, costs,
+# the per-architecture driver).  Hashed once, when this module is imported, so a long run's records carry
+# the hash of the code that process runs, whatever is edited in the checkout meanwhile.
+_ROOT = Path(__file__).resolve().parent.parent
+CODE_FILES = ("mt/train.py", "mt/record.py", "mt/tokenizer.py", "mt/corpus.py", "mt/scoring.py",
+              "model/subtransformer.py", "costs.py")
+
+
+def _code_sha256() -> str:
+    h = hashlib.sha256()
+    for rel in CODE_FILES:
+        h.update(rel.encode() + b"\0" + (_ROOT / rel).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+CODE_SHA256 = _code_sha256()
 
 
 class RecipeError(ValueError):
@@ -40,6 +59,7 @@ class Recipe:
     dropout: float = 0.1
     attention_dropout: float = 0.0
     patience: int = 3  # evaluations without a dev-loss improvement before stopping
+    min_epochs: int = 0  # never stop on patience before this many epochs (early plateaus are not minima)
     eval_every: int = 0  # steps between dev evaluations; 0: once per epoch
     max_len: int = 128  # training pairs are truncated to this many tokens per side
     max_positions: int = 1024
@@ -49,7 +69,7 @@ class Recipe:
     beam: int = 1  # greedy; the only decoder implemented
 
     @classmethod
-    def from_config(cls, cfg: dict | None, where: str = "measure.recipe") -> "Recipe":
+    def from_config(cls, cfg: dict | None, where: str = "measure.recipe") -> Recipe:
         cfg = dict(cfg or {})
         names = {f.name: f for f in fields(cls)}
         bad = [k for k in cfg if k not in names]
@@ -119,14 +139,15 @@ def collate(pairs: list[tuple], idx: list[int], torch, device):
     src = [pairs[i][0] for i in idx]
     tgt = [pairs[i][1] for i in idx]
     S, T = max(map(len, src)), max(map(len, tgt))
-    src_t = torch.full((len(idx), S), PAD, dtype=torch.long)
-    prev_t = torch.full((len(idx), T), PAD, dtype=torch.long)
-    gold_t = torch.full((len(idx), T), PAD, dtype=torch.long)
-    for j, (s, t) in enumerate(zip(src, tgt)):
-        src_t[j, : len(s)] = torch.tensor(s)
-        gold_t[j, : len(t)] = torch.tensor(t)
-        prev_t[j, : len(t)] = torch.tensor([EOS] + t[:-1])
+    src_t = torch.tensor([s + [PAD] * (S - len(s)) for s in src], dtype=torch.long)
+    gold_t = torch.tensor([t + [PAD] * (T - len(t)) for t in tgt], dtype=torch.long)
+    prev_t = torch.tensor([[EOS] + t[:-1] + [PAD] * (T - len(t)) for t in tgt], dtype=torch.long)
     return src_t.to(device), prev_t.to(device), gold_t.to(device)
+
+
+def collated(pairs: list[tuple], batch_tokens: int, torch, device) -> list[tuple]:
+    """Every length-bucketed batch as tensors, built once: an epoch only reorders them."""
+    return [collate(pairs, idx, torch, device) for idx in batches(pairs, batch_tokens)]
 
 
 # ---------------------------------------------------------------- training
@@ -138,46 +159,58 @@ def lr_at(step: int, recipe: Recipe) -> float:
     return recipe.lr * min(step / recipe.warmup, math.sqrt(recipe.warmup / step))
 
 
-def dev_loss(model, pairs, recipe, torch, device) -> float:
+def dev_loss(model, pairs_or_batches, recipe, torch, device) -> float:
     """Per-token NLL (nats) on the dev pairs, without label smoothing: the early-stopping criterion."""
+    data = pairs_or_batches
+    if data and not isinstance(data[0][0], torch.Tensor):
+        data = collated(data, recipe.eval_batch_tokens, torch, device)
+    was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad():
-        for idx in batches(pairs, recipe.eval_batch_tokens):
-            src, prev, gold = collate(pairs, idx, torch, device)
+    with torch.inference_mode():
+        for src, prev, gold in data:
             logits = model(src, prev)
             total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),
                                                        gold.reshape(-1), ignore_index=PAD, reduction="sum").item()
             count += int((gold != PAD).sum())
-    model.train()
+    model.train(was_training)
     return total / max(count, 1)
 
 
 def train(model, train_pairs, dev_pairs, recipe: Recipe, seed: int, device="cpu", progress=True,
-          desc: str = "train") -> dict:
-    """Train in place; restores the best-dev-loss weights.  Returns the training log summary."""
+          desc: str = "train", on_epoch=None) -> dict:
+    """Train in place; restores the best-dev-loss weights.  Returns the training log summary.
+
+    ``on_epoch(epoch, model, best_step)``, if given, runs after each epoch with the best-dev-loss weights so far
+    loaded (what a run capped at that many epochs would return: the schedule does not depend on the cap);
+    the training weights are put back afterwards.  The pilot uses it to score many budgets in one run.
+    """
     import torch
     import torch.nn.functional as F
 
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
     rng = random.Random(seed)
-    steps_per_epoch = len(batches(train_pairs, recipe.batch_tokens))
+    train_batches = collated(train_pairs, recipe.batch_tokens, torch, device)
+    dev_batches = collated(dev_pairs, recipe.eval_batch_tokens, torch, device)
+    steps_per_epoch = len(train_batches)
     total_steps = min(recipe.max_steps, recipe.max_epochs * steps_per_epoch)
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=total_steps, desc=desc, unit="step", file=sys.stderr, leave=False, dynamic_ncols=True)
+        bar = tqdm(total=total_steps, desc=desc, unit="step", file=sys.stderr, leave=False, dynamic_ncols=True,
+                   mininterval=1.0)
     best, best_state, best_step, bad_evals = math.inf, None, 0, 0
     step, epoch, stopped, last_loss = 0, 0, "max_epochs", math.nan
     evals = []
     t0 = time.perf_counter()
-    window: list[float] = []
+    window: deque = deque(maxlen=50)
 
     def evaluate() -> bool:
         nonlocal best, best_state, best_step, bad_evals
-        loss = dev_loss(model, dev_pairs, recipe, torch, device)
-        evals.append({"step": step, "dev_loss": round(loss, 5), "train_loss": round(last_loss, 5)})
+        loss = dev_loss(model, dev_batches, recipe, torch, device)
+        evals.append({"step": step, "epoch": epoch, "dev_loss": round(loss, 5), "train_loss": round(last_loss, 5)})
         if loss < best - 1e-4:
             best, best_step, bad_evals = loss, step, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -185,42 +218,52 @@ def train(model, train_pairs, dev_pairs, recipe: Recipe, seed: int, device="cpu"
             bad_evals += 1
         if bar:
             bar.set_postfix(dev=f"{loss:.3f}", best=f"{best:.3f}", ep=epoch)
-        return bad_evals >= recipe.patience
+        return bad_evals >= recipe.patience and epoch >= recipe.min_epochs
 
     done = False
+    order = list(range(steps_per_epoch))
     while not done and epoch < recipe.max_epochs:
         epoch += 1
-        for idx in batches(train_pairs, recipe.batch_tokens, rng):
+        rng.shuffle(order)
+        for b in order:
+            src, prev, gold = train_batches[b]
             step += 1
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, recipe)
-            src, prev, gold = collate(train_pairs, idx, torch, device)
             logits = model(src, prev)
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), gold.reshape(-1),
                                    ignore_index=PAD, label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_norm)
+                torch.nn.utils.clip_grad_norm_(params, recipe.clip_norm, foreach=True)
             opt.step()
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"training loss is {value} at step {step}")
-            window = (window + [value])[-50:]
-            last_loss = sum(window) / len(window)
+            window.append(loss.detach())
             if bar:
                 bar.update(1)
-            if recipe.eval_every and step % recipe.eval_every == 0 and evaluate():
-                stopped, done = "patience", True
-                break
+            if recipe.eval_every and step % recipe.eval_every == 0:
+                last_loss = _window_mean(window, step)
+                if evaluate():
+                    stopped, done = "patience", True
+                    break
             if step >= recipe.max_steps:
                 stopped, done = "max_steps", True
                 break
             if recipe.max_seconds and time.perf_counter() - t0 > recipe.max_seconds:
                 stopped, done = "max_seconds", True
                 break
+        last_loss = _window_mean(window, step)
         if not recipe.eval_every and not done and evaluate():
             stopped, done = "patience", True
+        if on_epoch is not None:
+            current = copy.deepcopy(model.state_dict())
+            if best_state is not None:
+                model.load_state_dict(best_state)
+            model.eval()
+            on_epoch(epoch, model, best_step)
+            model.load_state_dict(current)
+            model.train()
+    last_loss = _window_mean(window, step)
     if not evals or evals[-1]["step"] != step:
         evaluate()
     if bar:
@@ -230,7 +273,18 @@ def train(model, train_pairs, dev_pairs, recipe: Recipe, seed: int, device="cpu"
     model.eval()
     return {"steps": step, "epochs": epoch, "steps_per_epoch": steps_per_epoch, "stopped": stopped,
             "final_train_loss": last_loss, "best_dev_loss": best, "best_step": best_step,
+            "best_epoch": next((e.get("epoch", 0) for e in evals if e["step"] == best_step), 0),
             "train_seconds": time.perf_counter() - t0, "evals": evals}
+
+
+def _window_mean(window, step: int) -> float:
+    """Mean of the last training losses; read only at evaluations (no per-step host sync or list copy)."""
+    if not window:
+        return math.nan
+    value = float(sum(w.item() for w in window) / len(window))
+    if not math.isfinite(value):
+        raise FloatingPointError(f"training loss is {value} before step {step}")
+    return value
 
 
 # ---------------------------------------------------------------- decoding
@@ -242,7 +296,7 @@ def greedy(model, src_ids: list[list[int]], recipe: Recipe, device="cpu", increm
     out: list[list[int] | None] = [None] * len(src_ids)
     srcs = [s[: recipe.max_positions - 1] + [EOS] for s in src_ids]
     order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]))
-    with torch.no_grad():
+    with torch.inference_mode():
         for b in range(0, len(order), recipe.decode_batch):
             idx = order[b: b + recipe.decode_batch]
             S = max(len(srcs[i]) for i in idx)
