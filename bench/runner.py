@@ -180,6 +180,7 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
     names = metric_names(target)
     per_seed: dict[int, dict] = {}
     pairs = []
+    seed_runs: list[dict] = []
     splits, _ = result.splits[task.name]
     for seed, (train, test) in splits.items():
         ctx = Context(task=task, target=target.name, seed=seed, options=options)
@@ -192,6 +193,7 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
         train = [r for r in train if np.isfinite(r.targets.get(target.name, np.nan))]
         test = [r for r in test if np.isfinite(r.targets.get(target.name, np.nan))]
         run = {"task": task.name, "target": target.name, "predictor": pred.spec, "seed": seed, "n_test": len(test)}
+        seed_runs.append(run)
         try:
             y_tr, y_te, p_tr, p_te, fit_s, query_s = _fit_predict(pred, train, test, target.name)
         except CacheError:
@@ -228,8 +230,7 @@ def _run_one(result: RunResult, task, target, spec: str, options: dict, n_boot: 
         per_seed[seed] = run
         pairs.append((y_te, o * p_te))
     if not per_seed:
-        errors = [r.get("error") for r in result.runs
-                  if r["task"] == task.name and r["target"] == target.name and r["predictor"] == spec]
+        errors = [r.get("error") for r in seed_runs if r.get("error")]  # by object: the spec may name defaults
         _skip(result, task, target, spec, f"failed on every seed: {errors[0] if errors else 'unknown error'}")
         return
     result.produced.add(spec)
