@@ -12,8 +12,9 @@ import os
 import sqlite3
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .data import cache_dir
 
@@ -32,7 +33,7 @@ def move_aside(path: Path) -> Path:
     """Rename a corrupt SQLite file (and its -wal/-shm) to ``<name>.corrupt-<UTC time>``; returns the new name."""
     import datetime as dt
 
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     dest = path.with_name(f"{path.name}.corrupt-{stamp}")
     for suffix in ("", "-wal", "-shm"):
         src = path.with_name(path.name + suffix)

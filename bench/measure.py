@@ -266,7 +266,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _plan(args, prep: Prepared) -> list[tuple[int, Arch, int]]:
     if args.archs:
         archs = []
-        for i, line in enumerate(args.archs.read_text().splitlines()):
+        for line in args.archs.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
                 archs.append(prep.space.validate(Arch.from_dict(row.get("arch", row))))

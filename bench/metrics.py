@@ -2,8 +2,8 @@
 and reported as coverage.  Aggregation over seeds follows the paper: mean and population std (ddof=0)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -30,7 +30,7 @@ def friedman(rows: list[dict], alpha: float = ALPHA, png: str = "critical-differ
     """``rows``: aggregated result rows (ranked ones: ceilings and in-sample rows are left out)."""
     tau: dict[tuple, dict[str, float]] = {}
     for r in rows:
-        if r["metric"] == "kendall" and not r.get("ceiling") and not r.get("in_sample") and np.isfinite(r["mean"]):
+        if r["metric"] == "kendall" and not r.get("ceiling") and not r.get("in_sample") and r["mean"] is not None and np.isfinite(r["mean"]):
             tau.setdefault((r["task"], r["target"]), {})[r["predictor"]] = r["mean"]
     tables = list(tau.values())
     common = sorted(set.intersection(*(set(t) for t in tables))) if tables else []

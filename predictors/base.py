@@ -6,8 +6,9 @@ per architecture (``nan`` where it failed: the harness reports coverage, never c
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class Predictor:
         return None
 
     # ---- estimator API ------------------------------------------------
-    def fit(self, archs: Sequence[Arch], y: np.ndarray) -> "Predictor":
+    def fit(self, archs: Sequence[Arch], y: np.ndarray) -> Predictor:
         return self
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:

@@ -19,7 +19,6 @@ from bench.space import Arch
 from .base import Predictor
 from .registry import format_spec, register
 
-
 # A value outside its unit's range is not a prediction (negative BLEU, 1e308 ms): a failure, re-askable.
 PLAUSIBLE = {"bleu": (0.0, 100.0), "chrf": (0.0, 100.0), "ms": (0.0, 1e6), "s": (0.0, 1e3)}
 

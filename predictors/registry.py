@@ -16,8 +16,9 @@ import importlib.util
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -32,7 +33,7 @@ PREDICTOR_MODULES = [
     "predictors.supernet",
 ]
 
-_REGISTRY: dict[str, "Entry"] = {}
+_REGISTRY: dict[str, Entry] = {}
 _LOADED = False
 
 

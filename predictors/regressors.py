@@ -9,6 +9,7 @@ import numpy as np
 
 from bench.blas import one_blas_thread
 from bench.features import ENCODINGS, encode
+
 from .base import Predictor
 from .registry import register
 

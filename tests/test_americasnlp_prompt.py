@@ -26,6 +26,6 @@ def test_missing_local_template_names_what_exists(root):
     task = load_suite(root / "suites/americasnlp.yaml").task("czn-es")
     pb = PromptBuilder(task=task, target="valid_chrf", seed=0, template="gpt_scorer_gigaflops")
     with pytest.raises(PromptError, match="gpt_scorer_gigaflops' not found.*gpt_scorer_concentrate_statement"):
-        pb.prefix
+        pb.prefix  # noqa: B018 - the property access is what raises
     named = PromptBuilder(task=task, target="valid_chrf", seed=0, template="gpt_scorer_concentrate_statement")
     assert "Chatino" in named.prefix  # the template the message names does exist and loads

@@ -154,7 +154,7 @@ def test_data_outside_space_is_rejected_with_field(tmp_path):
     p = _suite(tmp_path, "name: x\ntasks:\n  - name: a\n    source: {kind: llmas, task: wmt14ende}" + SPACE)
     suite = load_suite(p)
     with pytest.raises(SuiteError, match=r"s.yaml: task a: UBC-NLP/llmas.*outside the search space.*encoder_layer_num = 6; allowed choices: \[1\]"):
-        suite.tasks[0].records
+        suite.tasks[0].records  # noqa: B018 - the property access is what raises
 
 
 def test_user_records_suite(tmp_path):

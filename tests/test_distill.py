@@ -125,7 +125,7 @@ def _llmas_training(x, ys, steps, bsz, lr, manual_seed=123):
             super().__init__()
             self.first_layer = nn.Linear(feature_dim, hidden_dim)
             self.layers = nn.ModuleList()
-            for i in range(hidden_layer_num):
+            for i in range(hidden_layer_num):  # noqa: B007 - the llmas code, ported line by line
                 self.layers.append(nn.Linear(hidden_dim, hidden_dim))
             self.predict = nn.Linear(hidden_dim, 1)
 
@@ -143,7 +143,7 @@ def _llmas_training(x, ys, steps, bsz, lr, manual_seed=123):
         model = Net(10, 400, 3)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         criterion = torch.nn.MSELoss()
-        for i in range(steps):
+        for i in range(steps):  # noqa: B007 - the llmas code, ported line by line
             sample_ind = random.sample(range(len(x)), k=bsz)
             sample_x = [x[sample_ind[k]] for k in range(bsz)]
             sample_y = [y_train_teacher[sample_ind[k]] for k in range(bsz)]

@@ -7,12 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from bench.measure import (append_record, read_records, sample_archs, validate_record, output_path, prepare,
-                           measure_one)
-from bench.space import SearchSpace, Arch
 from bench.cli import main
+from bench.measure import append_record, measure_one, output_path, prepare, read_records, sample_archs, validate_record
+from bench.space import SearchSpace
 from bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -83,7 +83,6 @@ def test_batches_respect_the_token_budget_and_drop_empty_pairs():
 
 
 def test_incremental_greedy_equals_full_recompute():
-    import torch
 
     from bench.model.subtransformer import build_model
     from bench.space import Arch

@@ -92,6 +92,7 @@ def test_grasp_matches_the_two_pass_zero_cost_nas_recipe(scores, batch):
 # the same lines).  Only what a Linear-only model needs is ported; the one adaptation is marked ADAPTED.
 def _ref_fisher(net, inputs, targets, loss_fn, channel_axis_last=False):
     import types
+
     from torch import nn
 
     def fisher_forward_linear(self, x):
@@ -150,7 +151,7 @@ def test_fisher_is_the_reference_formula_on_a_small_mlp():
     x, t = torch.randn(9, 7), torch.randint(0, 3, (9,))
     expected = _ref_fisher(net, x, t, F.cross_entropy)
     fresh = nn.Sequential(*[type(m)(m.in_features, m.out_features) if isinstance(m, nn.Linear) else m for m in net])
-    fresh.load_state_dict({k: v for k, v in net.state_dict().items()})
+    fresh.load_state_dict(dict(net.state_dict()))
     maps = [(n, m) for n, m in fresh.named_modules() if isinstance(m, nn.Linear)]
     acc = {}
     hooks = P._hook_fisher(maps, acc)

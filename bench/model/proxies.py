@@ -58,7 +58,7 @@ VERSION = "1"
 # Bumped per proxy when its definition changes (old cache entries are then ignored).
 PROXY_VERSIONS = {"jacov": "2", "fisher": "2", "synflow": "2"}
 PROXIES = ("grad_norm", "snip", "synflow", "grasp", "fisher", "jacov", "nwot", "l2_norm", "plain")
-HIGHER_IS_BETTER = {p: True for p in PROXIES}  # as the proxies are used in zero-cost-nas / NASLib
+HIGHER_IS_BETTER = dict.fromkeys(PROXIES, True)  # as the proxies are used in zero-cost-nas / NASLib
 LOSS_BASED = ("grad_norm", "snip", "grasp", "fisher", "plain")
 TENSOR_SETS = ("weights", "all", "no-embedding")
 JACOV_K = 1e-5
