@@ -162,7 +162,7 @@ def test_rpm_limit_spaces_requests(server, task):
     p = make(task, "llm-pp[llm=openai:gpt-4o,rpm=600,progress=false]", options={"concurrency": 8})
     p.predict([r.arch for r in task.split(123)[1][:5]])
     t = sorted(r["t"] for r in server.requests)
-    assert len(t) == 5 and t[-1] - t[0] >= 0.35  # 600 per minute = one every 0.1 s
+    assert len(t) == 5 and t[-1] - t[0] >= 0.3  # 600 per minute: 4 gaps of 0.1 s, minus arrival jitter; unlimited is ~0
 
 
 SCRIPT = """
