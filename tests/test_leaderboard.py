@@ -260,7 +260,6 @@ def test_bench_ranks_pools_suites_per_target_kind(wmt14_run, tmp_path, capsys):
     import argparse
 
     from bench.commands import ranks
-
     from bench.report import dumps
 
     paths = []
@@ -288,3 +287,40 @@ def test_cd_cliques_are_maximal_groups_closer_than_cd():
     assert cliques([1, 2, 3, 10], 1.5) == [(1.0, 2.0), (2.0, 3.0)]
     assert cliques([2.14, 2.14, 2.57, 4.14, 4.43, 5.86, 6.86, 7.86], 3.97) == [(2.14, 5.86), (4.14, 7.86)]
     assert cliques([1, 5, 9], 2) == []
+
+
+def test_floors_are_stated_and_a_median_below_floor_a_is_flagged(tmp_path):
+    """source.floors: the leaderboard states each matching target's floors and flags a median below floor (a)."""
+    from bench.sources.records import floor_notes
+    from bench.types import SuiteError
+
+    rows = []
+    for i in range(8):
+        nd = 1 + i % 2
+        arch = {"encoder_embed_dim": 512, "encoder_layer_num": 1, "encoder_ffn_embed_dim": [1024],
+                "encoder_self_attention_heads": [4], "decoder_embed_dim": 512, "decoder_layer_num": nd,
+                "decoder_ffn_embed_dim": [1024] * nd, "decoder_self_attention_heads": [4] * nd,
+                "decoder_ende_attention_heads": [4] * nd, "decoder_arbitrary_ende_attn": [-1] * nd}
+        rows.append({"arch": arch, "valid_chrf": 10.0 + i, "test_chrf": 20.0 + i})  # medians 13.5 and 23.5
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    fl = {s: {k: {"chrf": v, "bleu": 0.1} for k, v in (("shuffled", 15.0), ("copy", 12.0), ("constant", 4.0))}
+          for s in ("valid", "test")}
+    (tmp_path / "t.floors.json").write_text(json.dumps(fl))
+    space = "\n".join(f"      {k}: {v}" for k, v in {
+        "encoder_embed_dim": [512], "decoder_embed_dim": [512], "encoder_ffn_embed_dim": [1024],
+        "decoder_ffn_embed_dim": [1024], "encoder_layer_num": [1], "decoder_layer_num": [1, 2],
+        "encoder_self_attention_heads": [4], "decoder_self_attention_heads": [4],
+        "decoder_ende_attention_heads": [4], "decoder_arbitrary_ende_attn": [-1]}.items())
+    (tmp_path / "s.yaml").write_text(
+        "name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    search_space:\n" + space + "\n"
+        "    source: {kind: records, file: {path: m.jsonl}, floors: {path: t.floors.json}, "
+        "targets: {valid_chrf: {unit: chrF}, test_chrf: {unit: chrF}}, train_size: 4, seeds: [0], "
+        "duplicates: keep}\n")
+    notes = load_suite(tmp_path / "s.yaml").tasks[0].data.notes
+    valid = next(n for n in notes if "`valid_chrf`" in n)
+    test = next(n for n in notes if "`test_chrf`" in n)
+    assert "(a) shuffled references 15.00" in valid and "median 13.50 is below floor (a) by 1.50" in valid
+    assert "median 23.50, +8.50 over floor (a)" in test and "below" not in test
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SuiteError, match=r"bad.json: not a floors file.*--floors"):
+        floor_notes(tmp_path / "bad.json", {"valid_chrf": "valid_chrf"}, [])

@@ -2,7 +2,9 @@
 random splits of a declared train size."""
 from __future__ import annotations
 
+import json
 import math
+import statistics
 
 from .. import data
 from ..space import ArchError, parse_arch
@@ -16,7 +18,7 @@ class RecordsSource(Source):
     whose columns are the architecture fields; targets are columns, named in ``targets`` as
     ``{name: {column:, unit:, higher_is_better:, kind:}}``."""
 
-    keys = {"file", "targets", "train_size", "test_size", "seeds", "filter", "duplicates", "drop_missing"}
+    keys = {"file", "targets", "train_size", "test_size", "seeds", "filter", "duplicates", "drop_missing", "floors"}
     required = {"file", "targets", "train_size"}
     # Plausible ranges by unit: a value outside is a measurement error, refused at load time.
     RANGES = {"bleu": (0.0, 100.0), "chrf": (0.0, 100.0), "ms": (0.0, None), "s": (0.0, None)}
@@ -37,6 +39,8 @@ class RecordsSource(Source):
                                                   f"['error', 'keep']")
         if not isinstance(src.get("drop_missing", False), bool):
             raise task.error("source.drop_missing", "must be true or false")
+        if "floors" in src:
+            data.check_spec(src["floors"], f"{task.suite.path}: {task.where}.source.floors")
 
     def targets(self, task, src, cfg, where):
         spec = src.get("targets")
@@ -101,7 +105,13 @@ class RecordsSource(Source):
             raise task.error("source.train_size", f"{src['train_size']} leaves no test architectures "
                                                   f"({len(records)} records in {path})")
         splits = random_splits(len(records), src["train_size"], seeds, src.get("test_size"))
-        return TaskData(records=records, splits=splits, files=[str(path)], notes=notes)
+        files = [str(path)]
+        if src.get("floors"):
+            fpath = data.resolve(src["floors"], task.suite.path.parent)
+            files.append(str(fpath))
+            notes += floor_notes(fpath, {n: cols[n] for n in cols}, records)
+        return TaskData(records=records, splits=splits, files=files, notes=notes)
+
 
     def _value(self, task, where, name, col, v, tcfg) -> float:
         """One target value: a finite number in its unit's plausible range, or NaN when missing."""
@@ -116,3 +126,31 @@ class RecordsSource(Source):
             raise SuiteError(f"{where}: {col!r} = {v!r} is outside the plausible range of {tcfg.get('unit')} "
                              f"[{lo}, {hi if hi is not None else 'inf'}] (target {name}); fix the value or the unit")
         return v
+
+
+def floor_notes(path, cols: dict[str, str], records: list[Record]) -> list[str]:
+    """Where each ``<split>_<metric>`` target sits against what a non-translation scores (``bench measure
+    --floors``): the floors beside the targets, and a flag when the median architecture is below floor (a),
+    fluent text that is not a translation: such a target ranks escaping degenerate output, not quality."""
+    try:
+        floors = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SuiteError(f"{path}: not a floors file ({exc}); write one with `bench measure SUITE --task T "
+                         f"--floors`") from None
+    notes = []
+    for name in cols:
+        split, _, metric = name.partition("_")
+        f = (floors.get(split) or {})
+        if not all(metric in (f.get(k) or {}) for k in ("shuffled", "copy", "constant")):
+            continue
+        vals = [r.targets[name] for r in records if math.isfinite(r.targets.get(name, math.nan))]
+        if not vals:
+            continue
+        med, a = statistics.median(vals), f["shuffled"][metric]
+        verdict = (f"**median {med:.2f} is below floor (a) by {a - med:.2f}: this target ranks how fast models "
+                   f"escape degenerate output, not translation quality**" if med < a
+                   else f"median {med:.2f}, {med - a:+.2f} over floor (a)")
+        notes.append(f"Floors of `{name}` ({path.name}): (a) shuffled references {a:.2f}, (b) copied source "
+                     f"{f['copy'][metric]:.2f}, (c) most frequent training sentence {f['constant'][metric]:.2f}; "
+                     f"{verdict}.")
+    return notes
