@@ -91,14 +91,6 @@ def read_checkpoint(path: Path, map_location="cpu") -> tuple[dict, dict]:
     return header, payload
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_supernet(path: Path, device="cpu"):
     """(SuperTransformer with the checkpoint's weights, in eval mode; its header)."""
     from .model.supernet import SuperTransformer

@@ -119,11 +119,12 @@ class Supernet(Predictor):
 
     # ---- scoring -------------------------------------------------------------------
     def _load(self, task):
+        from bench.data import sha256_of
         from bench.measure import prepare
-        from bench.supernet import file_sha256, load_supernet
+        from bench.supernet import load_supernet
 
         path = self._checkpoint(task)
-        sha = file_sha256(path)
+        sha = sha256_of(path)
         if sha not in _MODELS:
             _MODELS[sha] = load_supernet(path, self.config["device"])
         key = (str(task.suite.path), task.name)
