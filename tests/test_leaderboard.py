@@ -222,19 +222,16 @@ def test_suite_gate_must_name_a_declared_metric(tmp_path):
         load_suite(p)
 
 
-def test_a_lower_is_better_target_is_honoured_by_every_metric(tmp_path):
-    """A dev-loss target (higher_is_better: false): deeper decoders have more params and a lower loss here, so
-    params (a rank-only "bigger is better" score) must get a positive τ, zero regret and a perfect top 5."""
-    from bench.runner import run_suite
+def depth_arch(nd: int) -> dict:
+    """A WMT-sized architecture that differs only in decoder depth (1 or 2)."""
+    return {"encoder_embed_dim": 512, "encoder_layer_num": 1, "encoder_ffn_embed_dim": [1024],
+            "encoder_self_attention_heads": [4], "decoder_embed_dim": 512, "decoder_layer_num": nd,
+            "decoder_ffn_embed_dim": [1024] * nd, "decoder_self_attention_heads": [4] * nd,
+            "decoder_ende_attention_heads": [4] * nd, "decoder_arbitrary_ende_attn": [-1] * nd}
 
-    rows = []
-    for i in range(16):
-        nd = 1 + i % 2
-        arch = {"encoder_embed_dim": 512, "encoder_layer_num": 1, "encoder_ffn_embed_dim": [1024],
-                "encoder_self_attention_heads": [4], "decoder_embed_dim": 512, "decoder_layer_num": nd,
-                "decoder_ffn_embed_dim": [1024] * nd, "decoder_self_attention_heads": [4] * nd,
-                "decoder_ende_attention_heads": [4] * nd, "decoder_arbitrary_ende_attn": [-1] * nd}
-        rows.append({"arch": arch, "nll": 5.0 - nd - 0.001 * i})
+
+def depth_records_suite(tmp_path, rows: list[dict], source: str):
+    """A one-task records suite over ``depth_arch`` rows (written to m.jsonl); ``source`` adds the source keys."""
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     space = "\n".join(f"      {k}: {v}" for k, v in {
         "encoder_embed_dim": [512], "decoder_embed_dim": [512], "encoder_ffn_embed_dim": [1024],
@@ -243,9 +240,19 @@ def test_a_lower_is_better_target_is_honoured_by_every_metric(tmp_path):
         "decoder_ende_attention_heads": [4], "decoder_arbitrary_ende_attn": [-1]}.items())
     (tmp_path / "s.yaml").write_text(
         "name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    search_space:\n" + space + "\n"
-        "    source: {kind: records, file: {path: m.jsonl}, targets: {nll: {unit: nats, higher_is_better: false}}, "
-        "train_size: 4, seeds: [0, 1], duplicates: keep}\n")
-    res = run_suite(load_suite(tmp_path / "s.yaml"), predictors=["params", "linear"], progress=False,
+        "    source: {kind: records, file: {path: m.jsonl}, " + source + ", duplicates: keep}\n")
+    return load_suite(tmp_path / "s.yaml")
+
+
+def test_a_lower_is_better_target_is_honoured_by_every_metric(tmp_path):
+    """A dev-loss target (higher_is_better: false): deeper decoders have more params and a lower loss here, so
+    params (a rank-only "bigger is better" score) must get a positive τ, zero regret and a perfect top 5."""
+    from bench.runner import run_suite
+
+    rows = [{"arch": depth_arch(1 + i % 2), "nll": 5.0 - (1 + i % 2) - 0.001 * i} for i in range(16)]
+    suite = depth_records_suite(tmp_path, rows, "targets: {nll: {unit: nats, higher_is_better: false}}, "
+                                                "train_size: 4, seeds: [0, 1]")
+    res = run_suite(suite, predictors=["params", "linear"], progress=False,
                     n_boot=50).to_json()
     got = {(r["predictor"], r["metric"]): r["mean"] for r in res["results"]}
     assert got[("params", "kendall")] > 0.5  # oriented by the target's direction: bigger = lower loss
@@ -294,29 +301,14 @@ def test_floors_are_stated_and_a_median_below_floor_a_is_flagged(tmp_path):
     from bench.sources.records import floor_notes
     from bench.types import SuiteError
 
-    rows = []
-    for i in range(8):
-        nd = 1 + i % 2
-        arch = {"encoder_embed_dim": 512, "encoder_layer_num": 1, "encoder_ffn_embed_dim": [1024],
-                "encoder_self_attention_heads": [4], "decoder_embed_dim": 512, "decoder_layer_num": nd,
-                "decoder_ffn_embed_dim": [1024] * nd, "decoder_self_attention_heads": [4] * nd,
-                "decoder_ende_attention_heads": [4] * nd, "decoder_arbitrary_ende_attn": [-1] * nd}
-        rows.append({"arch": arch, "valid_chrf": 10.0 + i, "test_chrf": 20.0 + i})  # medians 13.5 and 23.5
-    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    # medians 13.5 (valid) and 23.5 (test)
+    rows = [{"arch": depth_arch(1 + i % 2), "valid_chrf": 10.0 + i, "test_chrf": 20.0 + i} for i in range(8)]
     fl = {s: {k: {"chrf": v, "bleu": 0.1} for k, v in (("shuffled", 15.0), ("copy", 12.0), ("constant", 4.0))}
           for s in ("valid", "test")}
     (tmp_path / "t.floors.json").write_text(json.dumps(fl))
-    space = "\n".join(f"      {k}: {v}" for k, v in {
-        "encoder_embed_dim": [512], "decoder_embed_dim": [512], "encoder_ffn_embed_dim": [1024],
-        "decoder_ffn_embed_dim": [1024], "encoder_layer_num": [1], "decoder_layer_num": [1, 2],
-        "encoder_self_attention_heads": [4], "decoder_self_attention_heads": [4],
-        "decoder_ende_attention_heads": [4], "decoder_arbitrary_ende_attn": [-1]}.items())
-    (tmp_path / "s.yaml").write_text(
-        "name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    search_space:\n" + space + "\n"
-        "    source: {kind: records, file: {path: m.jsonl}, floors: {path: t.floors.json}, "
-        "targets: {valid_chrf: {unit: chrF}, test_chrf: {unit: chrF}}, train_size: 4, seeds: [0], "
-        "duplicates: keep}\n")
-    notes = load_suite(tmp_path / "s.yaml").tasks[0].data.notes
+    suite = depth_records_suite(tmp_path, rows, "floors: {path: t.floors.json}, targets: {valid_chrf: {unit: chrF}, "
+                                                "test_chrf: {unit: chrF}}, train_size: 4, seeds: [0]")
+    notes = suite.tasks[0].data.notes
     valid = next(n for n in notes if "`valid_chrf`" in n)
     test = next(n for n in notes if "`test_chrf`" in n)
     assert "(a) shuffled references 15.00" in valid and "median 13.50 is below floor (a) by 1.50" in valid

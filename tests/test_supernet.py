@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_measure import make_suite as make_measure_suite
 
 from bench.cli import main
 from bench.measure import read_records
@@ -168,52 +169,9 @@ def test_bad_kind_is_one_clear_error():
 
 
 # ---------------------------------------------------------------- training + scoring, end to end
-SRC = ["ye' shkèxnã bua'ë", "ye' dör bikâkala", "ìs a' shkèxnã", "ye' tö i ñã", "be' shkèxnã", "ie' dör bua'ë",
-       "sa' tö i ñã", "ìs be' dör"]
-TGT = ["yo amanecí muy bien", "yo soy maestro", "cómo amanecieron", "yo lo comí", "tú amaneciste",
-       "él es bueno", "nosotros lo comimos", "cómo eres"]
-SUITE = """
-name: tiny
-predictors: [mean, params]
-tasks:
-  - name: t
-    search_space:
-      encoder_embed_dim: [16, 32]
-      decoder_embed_dim: [16, 32]
-      encoder_ffn_embed_dim: [16, 32]
-      decoder_ffn_embed_dim: [16, 32]
-      encoder_layer_num: [1, 2]
-      decoder_layer_num: [1, 2]
-      encoder_self_attention_heads: [2]
-      decoder_self_attention_heads: [2]
-      decoder_ende_attention_heads: [2]
-      decoder_arbitrary_ende_attn: [-1, 1]
-      qkv_dim: 16
-    source:
-      kind: records
-      file: {path: out/t.jsonl}
-      filter: {status: ok}
-      targets: {chrf: {column: valid_chrf, unit: chrF}, bleu: {column: valid_bleu, unit: BLEU}}
-      train_size: 2
-      seeds: [0, 1]
-    measure:
-      corpus:
-        src_lang: bzd
-        tgt_lang: es
-        train: {src: {path: train.src}, tgt: {path: train.tgt}}
-        valid: {src: {path: train.src}, tgt: {path: train.tgt}, lines: [0, 4]}
-        test: {src: {path: train.src}, tgt: {path: train.tgt}, lines: [4, 8]}
-      tokenizer: {kind: bpe, vocab_size: 60}
-      recipe: {max_steps: 3, max_epochs: 100, batch_tokens: 64, warmup: 2, eval_every: 2, decode_max_len_b: 3}
-"""
-
-
 def make_suite(tmp_path) -> Path:
-    (tmp_path / "train.src").write_text("\n".join(SRC) + "\n")
-    (tmp_path / "train.tgt").write_text("\n".join(TGT) + "\n")
-    p = tmp_path / "tiny.yaml"
-    p.write_text(SUITE)
-    return p
+    """test_measure's tiny Bribri suite (8 sentence pairs, a 16/32-wide space, 3 training steps)."""
+    return make_measure_suite(tmp_path, heads="[2]", steps=3)
 
 
 def test_train_resume_and_score_on_the_smallest_task(tmp_path, capsys):
