@@ -1,13 +1,5 @@
-"""``bench search SUITE``: HAT's evolutionary search or the HS-NAS hybrid, any predictor as scorer.
-
-Scorers are registered predictor specs fitted on one split of the task (``--split-seed``; default the
-search ``--seed`` when it names a split, else the task's first split).  Outputs in ``--out``:
-``best.yml`` (HAT subtransformer format), ``best.json``, ``population.json``, ``trajectory.json``,
-``ledger.json`` (all byte-identical for the same seed), ``spend.json`` (wall times and the scorers'
-``cost()``, which depend on the machine and the cache), ``report.md`` and ``pareto.png``; with
-``--compare-baseline`` the non-hybrid run goes to ``OUT/baseline/`` and ``comparison.json``.
-The library half is ``bench.search.run``.
-"""
+"""``bench search SUITE``: HAT's evolutionary search or the HS-NAS hybrid, any predictor as scorer; the
+scorers, outputs and their determinism are described in the library half, ``bench.search.run``."""
 from __future__ import annotations
 
 from .. import executors
