@@ -221,7 +221,7 @@ def train_supernet(prep, out_dir: Path, kind: str = "hat", sampling: str = "sand
             st["bad_evals"] += 1
         if bar:
             bar.set_postfix(dev=f"{loss:.3f}", small=f"{small:.3f}", best=f"{st['best']:.3f}", ep=st["epoch"])
-        return st["bad_evals"] >= recipe.patience
+        return st["bad_evals"] >= recipe.patience and st["epoch"] >= recipe.min_epochs  # as bench.mt.train
 
     model.train()
     t0 = time.perf_counter() - st["train_seconds"]
