@@ -23,4 +23,5 @@ COMMANDS = {
     "ranks": "ranks",
     "sweep-bench": "sweep_bench",
     "supernet": "supernet",
+    "hsnas": "hsnas",
 }
