@@ -1,0 +1,114 @@
+"""bench hsnas: the whole pipeline on a tiny suite and supernet, a rerun that reuses every stage, honest charging."""
+import json
+
+import pytest
+from test_measure import make_suite as make_measure_suite
+
+from bench.cli import main
+from bench.measure import read_records
+
+TINY = ["--seeds", "0,1,2", "--parents", "2", "--mutations", "2", "--crossovers", "2", "--iterations", "4",
+        "--pool", "50", "--distill-steps", "50", "--flops-sample", "200", "--candidates", "linear,params",
+        "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """test_measure's tiny Bribri suite with 6 measured architectures (12 steps each) and a 20-step HAT supernet."""
+    d = tmp_path_factory.mktemp("hsnas")
+    suite = make_measure_suite(d, heads="[2]", steps=12)
+    assert main(["measure", str(suite), "--task", "t", "--n", "6", "--no-progress"]) == 0
+    assert main(["supernet", "train", str(suite), "--task", "t", "--kind", "hat", "--steps", "20",
+                 "--out", str(d / "sn"), "--no-progress"]) == 0
+    return d, suite, d / "sn" / "supernet.pt"
+
+
+def _run(suite, ck, out, *extra):
+    return main(["hsnas", str(suite), "--task", "t", "--out", str(out), "--checkpoint", str(ck), *TINY, *extra])
+
+
+def test_end_to_end_then_a_rerun_reuses_every_stage(tiny, capsys):
+    d, suite, ck = tiny
+    out = d / "hs"
+    assert _run(suite, ck, out) == 0
+    err = capsys.readouterr().err
+    assert "stages this run:" in err and "=cached" not in err.split("stages this run:")[1]
+    s = json.loads((out / "summary.json").read_text())
+    runs = {(r["mode"], r["seed"]): r for r in s["runs"]}
+    assert sorted(runs) == sorted((m, k) for m in ("hybrid", "supernet-only", "random") for k in (0, 1, 2))
+    limit = s["constraint"]["gflops_limit"]
+    assert 0.3 <= s["constraint"]["sample_rejected_share"] <= 0.7  # the median binds
+    for r in runs.values():
+        assert r["gflops"] <= limit and r["expensive_evaluations"] > 0 and r["search_seconds"] > 0
+        assert r["measured_valid_chrf"] is not None and r["measured_test_chrf"] is not None
+        assert r["record"]["file"] == "records.jsonl" and r["record"]["seed"] == 0
+        assert r["expensive_evaluations_imputed"] == 0
+        assert r["rejected"]["constraint"]["rejected"] > 0  # the constraint rejected candidates in every run
+    for k in (0, 1, 2):  # random scores as many architectures as hybrid asked the supernet for
+        assert runs[("random", k)]["expensive_evaluations"] == runs[("hybrid", k)]["expensive_evaluations"]
+        assert runs[("hybrid", k)]["hat_style_evaluations"] == 6 * 2  # switch at 2 of 4 iterations
+        assert runs[("supernet-only", k)]["hat_style_evaluations"] == 6 * 4
+    assert s["teacher"]["teacher"] in ("linear", "params") and len(s["teacher"]["leaderboard"]) == 2
+    assert s["distill"]["spec"] == f"distill[teacher={s['teacher']['teacher']},pool=50,steps=50]"
+    best = s["best"]
+    assert best["n_seeds"] == 3 and set(best["seeds"]) == {"0", "1", "2"}
+    recs = read_records(out / "records.jsonl")
+    found = {json.dumps(r["arch"], sort_keys=True) for r in s["runs"]}
+    assert len(recs) == len(found) + 2  # each found architecture once (deduplicated), the best twice more
+    assert s["ledger"]["training_cost"]["records"] == len(recs)
+    assert s["comparison"]["seeds"] == [0, 1, 2] and s["comparison"]["time_ratio"] > 0
+    assert s["provenance"]["git_commit"] and s["provenance"]["suite_sha256"] and "hsnas" in s["provenance"]["command"]
+    report = (out / "report.md").read_text()
+    for part in ("## Results per mode", "## Hybrid vs supernet-only", "## Ledger", "pareto.png", "## Reproduce",
+                 "scaled down proportionally", "score=loss"):
+        assert part in report
+    assert (out / "pareto.png").stat().st_size > 1000
+
+    # the same command again: every stage is read back, nothing is searched or trained
+    stamps = {p: p.stat().st_mtime_ns for p in [*out.glob("stages/*.json"), *out.glob("runs/*.json"),
+                                                 out / "records.jsonl", out / "expensive-seconds.json",
+                                                 out / "teacher-records.jsonl"]}
+    assert _run(suite, ck, out) == 0
+    err = capsys.readouterr().err
+    tail = err.split("stages this run:")[1]
+    assert "=ran" not in tail and tail.count("=cached") == 3 + 9 + 2
+    assert "training" not in err and "search hybrid seed 0..." not in err
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert json.loads((out / "summary.json").read_text())["runs"] == s["runs"]
+
+    # another setting into the same folder is refused, naming the stage and what differs
+    assert _run(suite, ck, out, "--flops-quantile", "0.3") == 2
+    assert "constraint.json was computed with other settings (quantile)" in capsys.readouterr().err
+
+
+def test_a_warm_score_cache_is_still_charged_uncached(tiny, capsys):
+    """A second folder finds every supernet score in the cache; its runs are charged retimed computations."""
+    d, suite, ck = tiny
+    first = d / "hs1"
+    assert _run(suite, ck, first, "--modes", "supernet-only", "--seeds", "0", "--no-train") == 0
+    second = d / "hs2"
+    assert _run(suite, ck, second, "--modes", "supernet-only", "--seeds", "0", "--no-train") == 0
+    capsys.readouterr()
+    a = json.loads((first / "runs" / "supernet-only-seed0.json").read_text())
+    b = json.loads((second / "runs" / "supernet-only-seed0.json").read_text())
+    assert a["arch"] == b["arch"] and a["queried"] == b["queried"]
+    table = json.loads((second / "expensive-seconds.json").read_text())
+    assert all(table[k] and table[k].get("retimed") for k in b["queried"])
+    s = json.loads((second / "summary.json").read_text())
+    assert s["runs"][0]["expensive_evaluations_imputed"] == 0 and s["runs"][0]["measured_valid_chrf"] is None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--modes", "hybrid,bogus"], "--modes hybrid,bogus: ['bogus'] not allowed"),
+    (["--modes", "random"], "--modes: random draws as many architectures as the hybrid run"),
+    (["--seeds", "a"], "--seeds a: must be a comma list of integers"),
+    (["--flops-quantile", "1.5"], "--flops-quantile 1.5: must lie strictly between 0 and 1"),
+    (["--iterations", "1"], "--switch-at"),
+    (["--checkpoint", "/nonexistent/supernet.pt"], "--checkpoint /nonexistent/supernet.pt: no such file"),
+])
+def test_bad_input_is_one_error_line(tiny, capsys, flags, message):
+    d, suite, ck = tiny
+    argv = ["hsnas", str(suite), "--task", "t", "--out", str(d / "bad"), "--checkpoint", str(ck), *TINY, *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
