@@ -94,8 +94,8 @@ class TimedScorer:
     of the measured ones and counted as imputed.
     """
 
-    def __init__(self, pred, table: dict, task):
-        self.pred, self.table, self.task = pred, table, task
+    def __init__(self, pred, table: dict, task, progress: bool = False):
+        self.pred, self.table, self.task, self.progress = pred, table, task, progress
         self.higher_is_better = getattr(pred, "higher_is_better", True)
         self.calls_wall = 0.0  # what the calls really took in this process (cache hits included)
         self.calls_cpu = 0.0
@@ -103,7 +103,11 @@ class TimedScorer:
 
     def predict(self, archs):
         out = []
-        for a in archs:
+        it = archs
+        if self.progress and len(archs) > 1:
+            from tqdm import tqdm
+            it = tqdm(archs, desc="supernet score=loss", unit="arch", file=sys.stderr, leave=False)
+        for a in it:
             before = self.pred.cost().get("computed", 0)
             with Clock() as c:
                 v = float(np.asarray(self.pred.predict([a]), dtype=float).reshape(-1)[0])
@@ -483,7 +487,7 @@ class Pipeline:
             return got
         target = teacher["target"]
         sn = self.fit(self.supernet_spec(ck), rt, target)
-        timed = TimedScorer(sn.pred, self.table(), rt)
+        timed = TimedScorer(sn.pred, self.table(), rt, self.s.progress)
         load = timed.warm()
         sn_fitted = Fitted(timed, sn.fit_s, sn.fit_cost)
         constraint, unbuildable = self.make_constraint(limit)
@@ -529,7 +533,7 @@ class Pipeline:
         return res
 
     def _random(self, seed: int, n: int, constraint: Constraint, timed: TimedScorer) -> dict:
-        rng = random.Random(seed)
+        rng = random.Random(f"hsnas-random-{seed}")  # not the searches' stream: not their initial population
         seen, archs, drawn, rejected = set(), [], 0, 0
         while len(archs) < n:
             a = self.genes.arch(self.genes.random(rng))

@@ -336,12 +336,16 @@ def markdown(summary: dict, has_png: bool) -> str:
         L += ["", "## Hybrid vs supernet-only", ""]
         for tgt in ("valid_chrf", "test_chrf"):
             p = cmp[tgt]
+            name = tgt.replace("_", " ")
+            if not p["n"]:
+                L.append(f"- Measured {name}: no seed has both runs' architectures trained yet.")
+                continue
             diffs = ", ".join(_f(x) for x in p["differences"])
-            L.append(f"- Measured {tgt.replace('_', ' ')}, hybrid − supernet-only per seed {cmp['seeds']}: [{diffs}] "
+            L.append(f"- Measured {name}, hybrid − supernet-only per seed {cmp['seeds']}: [{diffs}] "
                      f"(mean {_f(p['mean_difference'])}; {p['wins']} wins, {p['losses']} losses, {p['ties']} ties; "
                      f"sign test p = {_f(p['sign_p'], 3)}, Wilcoxon p = {_f(p['wilcoxon_p'], 3)}, paired t p = "
                      f"{_f(p['t_p'], 3)}). With n = {p['n']} seed pairs the smallest two-sided sign/Wilcoxon p is "
-                     f"{2 * 0.5 ** max(p['n'], 1):.3g} and a paired t has {max(p['n'] - 1, 0)} degree(s) of freedom: "
+                     f"{2 * 0.5 ** p['n']:.3g} and a paired t has {p['n'] - 1} degree(s) of freedom: "
                      "read the differences, not the p-values.")
         L.append(f"- Same architecture found: {cmp['same_arch']}.")
         L.append(f"- Search time hybrid / supernet-only (uncached, wall): {_f(cmp['time_ratio'], 3)} (per seed "
