@@ -233,6 +233,10 @@ def pareto_png(path: Path, summary: dict, pipe) -> bool:
         if rr:
             ax.scatter([r["gflops"] for r in rr], [r["measured_valid_chrf"] for r in rr], s=40, color=color,
                        marker=marker, alpha=0.8, edgecolor="black", label=f"{mode} (found, seed-0 training)")
+    b = summary.get("best")
+    if b and b.get("n_seeds", 0) > 1 and _num(b.get("valid_chrf_std")):
+        ax.errorbar([b["gflops"]], [b["valid_chrf_mean"]], yerr=[b["valid_chrf_std"]], color="black", capsize=4,
+                    marker="*", ms=10, label=f"best: mean ± std over {b['n_seeds']} training seeds")
     ax.axvline(summary["constraint"]["gflops_limit"], color="grey", ls="--", lw=1,
                label=f"FLOPs limit {summary['constraint']['gflops_limit']:.4g} GFLOPs")
     fl = (summary.get("floors") or {}).get("valid") or {}

@@ -25,7 +25,7 @@ def add_arguments(p) -> None:
                    help="offline teacher candidates, ranked on the task's records")
     p.add_argument("--pool", type=int, default=2000, help="architectures the teacher labels for the student")
     p.add_argument("--distill-steps", type=int, default=5000, help="student training steps (the paper's 5000)")
-    p.add_argument("--population", type=int, help=argparse_suppress())
+    p.add_argument("--population", type=int, help=_args.SUPPRESS)
     p.add_argument("--parents", type=int, default=4, help="HAT 25; default 4")
     p.add_argument("--mutations", type=int, default=8, help="HAT 50; default 8")
     p.add_argument("--crossovers", type=int, default=8, help="HAT 50; default 8 (population = sum: 20)")
@@ -37,11 +37,6 @@ def add_arguments(p) -> None:
     p.add_argument("--max-steps", type=int, help="smoke runs: cap training at N steps (another recipe hash)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     _args.no_progress(p)
-
-
-def argparse_suppress():
-    import argparse
-    return argparse.SUPPRESS
 
 
 def main(args) -> int:
