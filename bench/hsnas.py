@@ -202,6 +202,13 @@ def _ints(value: str, flag: str) -> list[int]:
     return out
 
 
+def _argv() -> list[str]:
+    """This invocation's command line (the CLI's Run holds it; under a test runner sys.argv is the runner's)."""
+    from .invocation import current
+    run = current()
+    return list(run.argv) if run is not None and run.argv else list(sys.argv)
+
+
 def settings_from_args(args) -> Settings:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
@@ -242,7 +249,7 @@ def settings_from_args(args) -> Settings:
         distill_steps=args.distill_steps, evo=evo,
         best_seeds=_ints(args.best_seeds, "--best-seeds") if args.best_seeds else [], train=not args.no_train,
         max_steps=args.max_steps, threads=args.threads, progress=not args.no_progress,
-        command=" ".join(shlex.quote(a) for a in ["python", "-m", "bench", *sys.argv[1:]]),
+        command=" ".join(shlex.quote(a) for a in ["python", "-m", "bench", *_argv()[1:]]),
     )
 
 

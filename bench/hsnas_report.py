@@ -200,7 +200,8 @@ def build_summary(pipe, cons, teacher, dist, runs, ck, ck_sha) -> dict:
         "distill": {k: v for k, v in dist.items() if k != "key"} if dist else None,
         "expensive_scorer": pipe.supernet_spec(ck), "expensive_scorer_why": SCORE_LOSS_WHY,
         "checkpoint": {"path": str(ck), "sha256": ck_sha, "kind": head.get("kind"), "steps": head.get("steps"),
-                       "stopped": head.get("stopped"), "sampling": head.get("sampling")},
+                       "stopped": head.get("stopped"), "sampling": head.get("sampling"),
+                       "command": head.get("command")},
         "evo": s.evo, "paper_evo": PAPER_EVO, "seeds": s.seeds, "modes": s.modes,
         "runs": out_runs, "best": best, "comparison": comparison, "ledger": ledger, "floors": floors(pipe),
         "records_file": "records.jsonl", "teacher_records_sha256": sha256_of(pipe.out / "teacher-records.jsonl"),
@@ -396,6 +397,8 @@ def markdown(summary: dict, has_png: bool) -> str:
     for m, v in st["searches"].items():
         rows.append([f"searches {m} (all seeds, uncached; as run {_f(v['wall_as_run'], 1)})", _f(v["wall"], 1),
                      _f(v["cpu"], 1)])
+    rows.append(["supernet training (checkpoint header; one-off, shared by every mode, not in search_seconds)",
+                 _f(led.get("checkpoint_train_seconds"), 1), "–"])
     rows.append(["training found architectures (this folder's invocations)", _f(st["training"]["wall"], 1),
                  _f(st["training"]["cpu"], 1)])
     L.append(tabulate(rows, headers=["stage", "wall s", "CPU s"], tablefmt="github"))
@@ -407,7 +410,12 @@ def markdown(summary: dict, has_png: bool) -> str:
              "(`ledger.rejected`).")
     if has_png:
         L += ["", "## Measured chrF vs the constraint", "", "![pareto](pareto.png)"]
-    L += ["", "## Reproduce", "", "```bash", s["provenance"].get("command") or "", "```", "",
+    sn_cmd = s["checkpoint"].get("command")
+    sn_cmd = " ".join(sn_cmd) if isinstance(sn_cmd, list) else sn_cmd
+    L += ["", "## Reproduce", "", "```bash"]
+    if sn_cmd:
+        L.append(f"# the supernet (its checkpoint header's command)\n{sn_cmd}")
+    L += ["# this pipeline (a rerun reuses every finished stage)", s["provenance"].get("command") or "", "```", "",
           f"git commit {s['provenance'].get('git_commit')}, suite sha256 {s['provenance'].get('suite_sha256', '')[:12]}…, "
           f"torch {s['provenance'].get('torch')}. Rerunning the same command reuses every finished stage."]
     return "\n".join(L) + "\n"
