@@ -104,7 +104,9 @@ def build_summary(pipe, cons, teacher, dist, runs, ck, ck_sha) -> dict:
             "measured_valid_chrf": rec["valid_chrf"] if ok else None,
             "measured_test_chrf": rec["test_chrf"] if ok else None,
             "measured_valid_nll": rec["best_dev_loss"] if ok else None,
-            "record": ({"file": "records.jsonl", "arch_key": key, "seed": 0, "status": rec["status"]}
+            "record": ({"file": "records.jsonl", "arch_key": key, "seed": 0,
+                        **{k: rec.get(k) for k in ("status", "valid_bleu", "test_bleu", "epochs", "stopped",
+                                                   "wall_seconds", "train_seconds", "code_sha256")}}
                        if rec else None),
             "rejected": {"constraint": r["constraint"], "unbuildable": r["unbuildable_rejected"]},
         })

@@ -112,3 +112,16 @@ def test_bad_input_is_one_error_line(tiny, capsys, flags, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_charging_and_the_paired_comparison():
+    from bench.hsnas import charge
+    from bench.hsnas_report import paired
+
+    table = {"a": {"wall": 2.0, "cpu": 1.0}, "b": {"wall": 4.0, "cpu": 3.0}, "c": None}
+    assert charge(["a", "b"], table) == {"wall": 6.0, "cpu": 4.0, "imputed": 0}
+    assert charge(["a", "c", "z"], table) == {"wall": 8.0, "cpu": 5.0, "imputed": 2}  # median 3.0 / 2.0
+    p = paired([15.0, 14.0, 13.0], [14.0, 14.5, 12.0])
+    assert p["differences"] == [1.0, -0.5, 1.0] and (p["wins"], p["losses"], p["ties"]) == (2, 1, 0)
+    assert p["sign_p"] == 1.0 and 0.25 <= p["wilcoxon_p"] <= 1 and 0 < p["t_p"] < 1
+    assert paired([15.0, None], [14.0, 13.0])["n"] == 1
