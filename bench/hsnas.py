@@ -241,6 +241,8 @@ def settings_from_args(args) -> Settings:
     if args.max_steps is not None and args.max_steps < 1:
         raise UsageError(f"--max-steps: must be >= 1, got {args.max_steps}")
     out = args.out or Path("reports") / "hsnas" / args.task
+    from .outdir import writable_dir
+    writable_dir(Path(out))
     return Settings(
         suite=args.suite, task=args.task, out=Path(out), seeds=_ints(args.seeds, "--seeds"), modes=modes,
         target=args.target, checkpoint=args.checkpoint, gflops=args.gflops, flops_quantile=args.flops_quantile,

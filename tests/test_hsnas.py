@@ -105,6 +105,8 @@ def test_a_warm_score_cache_is_still_charged_uncached(tiny, capsys):
     (["--flops-quantile", "1.5"], "--flops-quantile 1.5: must lie strictly between 0 and 1"),
     (["--iterations", "1"], "--switch-at"),
     (["--checkpoint", "/nonexistent/supernet.pt"], "--checkpoint /nonexistent/supernet.pt: no such file"),
+    (["--task", "nope"], "no task 'nope'; allowed values: ['t']"),
+    (["--out", "/proc/hsnas/out"], "--out /proc/hsnas/out: not writable"),
 ])
 def test_bad_input_is_one_error_line(tiny, capsys, flags, message):
     d, suite, ck = tiny
