@@ -566,6 +566,44 @@ class Pipeline:
                 "constraint": {"candidates": drawn, "rejected": rejected, "duplicates": drawn - rejected - len(archs)},
                 "trajectory": None, "ledger": sc.ledger(), "stage_wall": None, "distill_score": None}
 
+    def diagnostics(self, teacher: dict, rt, ck: Path, ck_sha: str, dist: dict | None) -> dict:
+        """How well each scorer ranks the task's measured (random) architectures: Kendall tau against the
+        measured targets, after the searches so their timings are untouched.  Context for the result, not a stage
+        the searches depend on."""
+        from scipy.stats import kendalltau
+
+        key = {"checkpoint_sha256": ck_sha, "records_sha256": teacher["records"]["sha256"],
+               "distill": dist["spec"] if dist else None}
+        path = self.out / "stages" / "diagnostics.json"
+        got = self._stage("diagnostics", path, key)
+        if got:
+            return got
+        archs = [r.arch for r in rt.records]
+        scorers = {"supernet (−dev loss)": self.fit(self.supernet_spec(ck), rt, teacher["target"]).pred}
+        if dist:
+            scorers[f"student {dist['spec']}"] = self.fit(dist["spec"], rt, teacher["target"]).pred
+        out = {}
+        with Clock() as c:
+            for name, pred in scorers.items():
+                p = np.asarray(pred.predict(archs), dtype=float)
+                row = {}
+                for tname, tg in rt.targets.items():
+                    y = np.array([r.targets.get(tname, np.nan) for r in rt.records], dtype=float)
+                    ok = np.isfinite(p) & np.isfinite(y)
+                    tau = kendalltau(p[ok], y[ok]).statistic if ok.sum() > 2 else np.nan
+                    row[tname] = float(tau) * (1 if tg.higher_is_better else -1) if np.isfinite(tau) else None
+                out[name] = row
+        got = {"key": key, "n": len(archs), "kendall": out,
+               "note": "signed so that + means the scorer ranks better-measured architectures higher (valid_nll "
+                       "negated); the student saw these architectures' labels only through its teacher's split",
+               "seconds": {"wall": c.wall, "cpu": c.cpu}}
+        _dump(path, got)
+        self.ran["diagnostics"] = "ran"
+        self.say("diagnostics: Kendall tau on the measured records: " + "; ".join(
+            f"{k}: {v.get(teacher['target']) if v.get(teacher['target']) is None else round(v[teacher['target']], 3)}"
+            for k, v in out.items()))
+        return got
+
     # ---- 5. training
     def recipe_sha(self) -> str:
         import dataclasses
@@ -631,6 +669,7 @@ class Pipeline:
             for mode in [m for m in MODES if m in self.s.modes]:
                 runs[(mode, seed)] = self.search(mode, seed, cons["gflops_limit"], ck, ck_sha, teacher, rt,
                                                  runs.get(("hybrid", seed)))
+        diag = self.diagnostics(teacher, rt, ck, ck_sha, dist)
         found = list({json.dumps(r["arch"], sort_keys=True): r["arch"] for r in runs.values()}.values())
         if self.s.train:
             self.train(found, [0], "train found (seed 0)", "archs.jsonl")
@@ -638,7 +677,7 @@ class Pipeline:
             if best and self.s.best_seeds:
                 self.train([best], self.s.best_seeds, "train best (more seeds)", "archs-best.jsonl")
         from .hsnas_report import write_outputs
-        write_outputs(self, cons, teacher, dist, runs, ck, ck_sha)
+        write_outputs(self, cons, teacher, dist, runs, ck, ck_sha, diag)
         self.say(f"wrote {self.out}/ (summary.json, report.md, pareto.png); stages this run: "
                  + ", ".join(f"{k}={v}" for k, v in self.ran.items()))
         return 0

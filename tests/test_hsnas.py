@@ -63,6 +63,8 @@ def test_end_to_end_then_a_rerun_reuses_every_stage(tiny, capsys):
                  "scaled down proportionally", "score=loss"):
         assert part in report
     assert (out / "pareto.png").stat().st_size > 1000
+    assert set(s["diagnostics"]["kendall"]) == {"supernet (−dev loss)", f"student {s['distill']['spec']}"}
+    assert s["diagnostics"]["n"] == 6 and "## Do the scorers rank" in report
 
     # the same command again: every stage is read back, nothing is searched or trained
     stamps = {p: p.stat().st_mtime_ns for p in [*out.glob("stages/*.json"), *out.glob("runs/*.json"),
@@ -71,7 +73,7 @@ def test_end_to_end_then_a_rerun_reuses_every_stage(tiny, capsys):
     assert _run(suite, ck, out) == 0
     err = capsys.readouterr().err
     tail = err.split("stages this run:")[1]
-    assert "=ran" not in tail and tail.count("=cached") == 3 + 9 + 2
+    assert "=ran" not in tail and tail.count("=cached") == 3 + 9 + 1 + 2  # constraint, teacher, distill; searches; diagnostics; training
     assert "training" not in err and "search hybrid seed 0..." not in err
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert json.loads((out / "summary.json").read_text())["runs"] == s["runs"]
