@@ -181,7 +181,8 @@ def test_train_resume_and_score_on_the_smallest_task(tmp_path, capsys):
     capsys.readouterr()
     # nothing trained yet: the predictor says how to train one; asked for alone, nothing ran, so the run fails
     assert main(["run", str(suite), "--predictors", "supernet[kind=neuron-mos]", "--no-write", "--no-progress"]) == 1
-    assert "supernet train SUITE --task T --kind neuron-mos" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"supernet train {suite} --task t --kind neuron-mos`, then `python -m bench supernet score" in err
 
     one = tmp_path / "one"
     assert main(["supernet", "train", str(suite), "--task", "t", "--kind", "neuron-mos", "--steps", "20",
@@ -264,6 +265,8 @@ def test_predictor_says_why_it_cannot_run(tmp_path):
     why = registry.create(f"supernet[checkpoint={path},kind=layer-mos]", ctx).supports(task, "chrf")
     assert why == f"checkpoint {path} holds a hat supernet, not kind=layer-mos"
     why = registry.create("supernet[kind=hat]", ctx).supports(task, "chrf")
-    assert why.startswith("no hat supernet for task t: train one with `python -m bench supernet train ")
+    assert why.startswith("cannot run here: no hat supernet and no scores file for task t: train one with "
+                          "`python -m bench supernet train ")
+    assert "`python -m bench supernet score " in why
     task.cfg.pop("measure")
     assert "has no measure: block" in registry.create(f"supernet[checkpoint={path}]", ctx).supports(task, "chrf")
