@@ -321,6 +321,16 @@ def add_arguments(p) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _command() -> str:
+    """This invocation as a shell command (the run's argv: right also when called as ``bench.cli.main([...])``)."""
+    import shlex
+
+    from .invocation import current
+    run = current()
+    argv = run.argv[1:] if run is not None else sys.argv[1:]
+    return "python -m bench " + " ".join(shlex.quote(str(a)) for a in argv)
+
+
 def main(args) -> int:
     from .model.supernet import KINDS
     from .outdir import out_file
@@ -348,7 +358,7 @@ def main(args) -> int:
     import torch
     torch.set_num_threads(args.threads)
     doc = score_task(suite, task, args.kind, Path(checkpoint), out, scores, args.device, not args.no_progress,
-                     command="python -m bench " + " ".join(sys.argv[1:]))
+                     command=_command())
     c = doc["checkpoint"]
     print(f"{out}: {len(doc['archs'])} architectures of {task.name} scored by {args.kind} supernet "
           f"{c['sha256'][:12]} ({c['steps']} steps, stopped: {c['stopped']}); {doc['computed']} scores computed now")
