@@ -113,20 +113,29 @@ class Scorer:
 
     def __init__(self, path: Path, task, device: str = "cpu"):
         from .data import sha256_of
-        from .measure import prepare
-        from .supernet import load_supernet
+        from .supernet import read_header
 
         self.path, self.task, self.device = Path(path), task, device
         self.sha = sha256_of(self.path)
-        if (self.sha, device) not in _MODELS:
-            _MODELS[(self.sha, device)] = load_supernet(self.path, device)
-        self.model, self.head = _MODELS[(self.sha, device)]
-        key = (str(task.suite.path), task.name)
+        self.head = read_header(self.path)  # the weights and the task's data load on the first score computed
+        self.cached, self.compute_s = 0, 0.0
+
+    @property
+    def prep(self):
+        from .measure import prepare
+        key = (str(self.task.suite.path), self.task.name)
         if key not in _PREPARED:
-            _PREPARED[key] = prepare(task)
-        self.prep = _PREPARED[key]
-        if self.head["tokenizer_sha256"] != self.prep.vocab.sha256:
-            raise ValueError(f"checkpoint {path} was trained with another tokenizer than the task's now")
+            _PREPARED[key] = prepare(self.task)
+        if self.head["tokenizer_sha256"] != _PREPARED[key].vocab.sha256:
+            raise ValueError(f"checkpoint {self.path} was trained with another tokenizer than the task's now")
+        return _PREPARED[key]
+
+    @property
+    def model(self):
+        from .supernet import load_supernet
+        if (self.sha, self.device) not in _MODELS:
+            _MODELS[(self.sha, self.device)] = load_supernet(self.path, self.device)
+        return _MODELS[(self.sha, self.device)][0]
 
     def ident(self) -> dict:
         """What, besides the checkpoint and the architecture, a score depends on."""
@@ -156,11 +165,11 @@ class Scorer:
         if progress and todo:
             from tqdm import tqdm
             it = tqdm(todo, desc=f"supernet {self.head['kind']} {score}", unit="arch", file=sys.stderr, leave=False)
-        prep = self.prep
+        prep, model = self.prep, self.model
         for i in it:
             t0, c0 = time.perf_counter(), time.process_time()
             try:
-                sub = self.model.extract(archs[i])
+                sub = model.extract(archs[i])
                 if score == "loss":
                     value = {"loss": dev_loss(sub, prep.dev_pairs, prep.recipe, torch, self.device)}
                 else:

@@ -38,7 +38,7 @@ def _predictions(out: Path) -> dict:
 
 def test_score_writes_both_scores_and_the_predictor_replays_them(trained, tmp_path, monkeypatch, capsys):
     suite, ck = trained
-    specs = "supernet[kind=hat,checkpoint={ck}],supernet[kind=hat,checkpoint={ck},score=loss]".format(ck=ck)
+    specs = f"supernet[kind=hat,checkpoint={ck}],supernet[kind=hat,checkpoint={ck},score=loss]"
     live = tmp_path / "live"
     # the live path first, with its own cache: every score computed from the checkpoint
     assert main(["run", str(suite), "--predictors", specs, "--targets", "all", "--out", str(live),
