@@ -29,6 +29,14 @@ def _kinds():
     return ("hat", "layer-mos", "neuron-mos")
 
 
+def _shown(path: Path) -> str:
+    """A path as a leaderboard shows it: relative to the working folder where it is under it (no home folders)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 @register("supernet", description="weight-sharing supernet (HAT, layer-/neuron-wise MoS): inherited-weight "
                                   "chrF/BLEU (score=metric) or minus dev loss (score=loss); replays committed "
                                   "scores (`bench supernet score`) where the checkpoint is absent",
@@ -92,7 +100,7 @@ class Supernet(Predictor):
 
     def supports(self, task, target):
         from bench.supernet import read_header, train_command
-        from bench.supernet_score import split_metric
+        from bench.supernet_score import lookup, split_metric
 
         if not isinstance(task.cfg.get("measure"), dict):
             return f"task {task.name} has no measure: block (corpus, tokenizer, recipe) to score a supernet on"
@@ -113,12 +121,17 @@ class Supernet(Predictor):
         score_cmd = f"python -m bench supernet score {task.suite.path} --task {task.name} --kind {kind}"
         spath, doc, why = self._scores_file(task)
         if doc is not None and why is None:
-            return None
+            split = "valid" if score == "loss" else split_metric(task, target)[0]
+            have = lookup(doc, [r.arch for r in task.records], score, split)
+            if any(v is not None for v in have):
+                return None  # those it lacks are nan, with the command that scores them (details()["missing"])
+            why = (f"it has no {score}/{split} score of any of the task's {len(have)} architectures (scored "
+                   f"{', '.join(doc['scoring']['scores']) or 'nothing'})")
         if why == "absent":
             return (f"cannot run here: no {kind} supernet and no scores file for task {task.name}: train one with "
-                    f"`{train_command(task.suite, task.name, kind)}`, then `{score_cmd}` writes {spath} (commit it), "
-                    f"or pass checkpoint=PATH")
-        return f"cannot replay {spath}: {why}; rescore with `{score_cmd} --checkpoint PATH`"
+                    f"`{train_command(task.suite, task.name, kind)}`, then `{score_cmd}` writes {_shown(spath)} "
+                    f"(commit it), or pass checkpoint=PATH")
+        return f"cannot replay {_shown(spath)}: {why}; rescore with `{score_cmd} --checkpoint PATH`"
 
     # ---- scoring: the file, then the cache, then the checkpoint ---------------------
     def predict(self, archs):
@@ -144,11 +157,11 @@ class Supernet(Predictor):
             values = lookup(doc, archs, score, split)
             c = doc["checkpoint"]
             self._stats["replayed"] += sum(v is not None for v in values)
-            info.update(scores_file=str(spath), checkpoint_sha256=c["sha256"], sampling=c["sampling"],
+            info.update(scores_file=_shown(spath), checkpoint_sha256=c["sha256"], sampling=c["sampling"],
                         trained_steps=c["steps"], stopped=c["stopped"], train_seconds=c["train_seconds"],
                         code_sha256=c["code_sha256"], scored_by=doc["command"])
             if scorer is None:
-                info["note"] = (f"scores replayed from {spath.name} (`bench supernet score`), checkpoint sha256 "
+                info["note"] = (f"scores replayed from {_shown(spath)} (`bench supernet score`), checkpoint sha256 "
                                 f"{c['sha256'][:12]}…, {c['steps']} steps; the checkpoint itself is not here")
         todo = [i for i, v in enumerate(values) if v is None]
         if todo and scorer is not None:
@@ -160,7 +173,7 @@ class Supernet(Predictor):
                 values[i] = v
         elif todo:
             self._stats["missing"] += len(todo)
-            info["missing"] = (f"{len(todo)} of {len(archs)} architectures are not in {spath}: score them with "
+            info["missing"] = (f"{len(todo)} of {len(archs)} architectures are not in {_shown(spath)}: score them with "
                                f"`python -m bench supernet score {task.suite.path} --task {task.name} --kind {kind} "
                                f"--checkpoint PATH`")
         self._stats["failed"] += sum(v is not None and "error" in v for v in values)

@@ -79,8 +79,8 @@ def test_score_writes_both_scores_and_the_predictor_replays_them(trained, tmp_pa
         assert b[k]["coverage"] == 1.0 and b[k]["cost"]["replayed"] > 0 and b[k]["cost"]["computed"] == 0
         d = b[k]["details"]
         assert d["scores_file"] == str(path) and d["checkpoint_sha256"] == sha256_of(ck)
-        assert d["note"].startswith("scores replayed from scores.json (`bench supernet score`), checkpoint sha256 ")
-    assert "Row note, `supernet[kind=hat]`: scores replayed from scores.json" in (replay / "leaderboard.md").read_text()
+        assert d["note"].startswith(f"scores replayed from {path} (`bench supernet score`), checkpoint sha256 ")
+    assert f"Row note, `supernet[kind=hat]`: scores replayed from {path}" in (replay / "leaderboard.md").read_text()
     res = json.loads((replay / "results.json").read_text())
     assert str(path) in res["provenance"]["data_sha256"]
 
@@ -117,6 +117,13 @@ def test_architectures_missing_from_the_file_are_nan_with_the_command_that_score
         assert pred.details()["missing"] == (f"1 of 2 architectures are not in {path}: score them with `python -m "
                                              f"bench supernet score {suite} --task t --kind hat --checkpoint PATH`")
         assert pred.cost()["missing"] == 1 and pred.cost()["replayed"] == 1
+        # a file without any score of the kind asked (`--score loss`) is not replayed for it: no 0%-coverage row
+        metric = registry.create("supernet[kind=hat]", Context(task=task, target="chrf", seed=0))
+        for e in doc["archs"]:
+            e["scores"].pop("metric/valid", None)
+        path.write_text(json.dumps(doc))
+        assert "it has no metric/valid score of any of the task's 5 architectures (scored " in \
+            metric.supports(task, "chrf")
         # a file of another task's measure recipe is not replayed: supports() says why and how to fix it
         doc["measure_sha256"] = "0" * 64
         path.write_text(json.dumps(doc))
