@@ -270,3 +270,17 @@ def test_predictor_says_why_it_cannot_run(tmp_path):
     assert "`python -m bench supernet score " in why
     task.cfg.pop("measure")
     assert "has no measure: block" in registry.create(f"supernet[checkpoint={path}]", ctx).supports(task, "chrf")
+
+
+def test_uniform_sampling_trains_one_random_subnet_per_step(tmp_path):
+    """HAT's rule (--sampling uniform): a different run from sandwich's, recorded as such in the header."""
+    suite = make_suite(tmp_path)
+    for sampling in ("uniform", "sandwich"):
+        assert main(["supernet", "train", str(suite), "--task", "t", "--kind", "hat", "--sampling", sampling,
+                     "--steps", "4", "--out", str(tmp_path / sampling), "--no-progress"]) == 0
+    head = read_header(tmp_path / "uniform" / "supernet.pt")
+    assert head["sampling"] == "uniform" and head["sandwich_random"] is None and head["steps"] == 4
+    assert read_header(tmp_path / "sandwich" / "supernet.pt")["sandwich_random"] == 2
+    a = read_checkpoint(tmp_path / "uniform" / "supernet.pt")[1]["model"]
+    b = read_checkpoint(tmp_path / "sandwich" / "supernet.pt")[1]["model"]
+    assert not all(torch.equal(a[k], b[k]) for k in a)
