@@ -265,7 +265,7 @@ def score_task(suite, task, kind: str, checkpoint: Path, out: Path, scores=SCORE
     doc = {
         "schema": SCHEMA, "suite": suite.name, "suite_sha256": suite.sha256, "task": task.name, "kind": kind,
         "space": task.space.to_config(), "measure_sha256": measure_sha256(task),
-        "checkpoint": {"path": str(checkpoint), "sha256": sc.sha, "bytes": checkpoint.stat().st_size,
+        "checkpoint": {"path": shown(checkpoint), "sha256": sc.sha, "bytes": checkpoint.stat().st_size,
                        **{k: head.get(k) for k in HEADER_ESSENTIALS}, "supernet": head.get("supernet"),
                        "recipe": head.get("recipe"), "evals": head.get("evals")},
         "scoring": {"ident": sc.ident(), "code_sha256": code_sha256(), "git_commit": git_commit(),
@@ -328,6 +328,14 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
+
+
+def shown(path: Path) -> str:
+    """Relative to the working folder where it is under it: a committed file names no home folder."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _command() -> str:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.supernet_score import shown
+
 from .base import Predictor
 from .registry import missing_requirements, register
 
@@ -27,14 +29,6 @@ SCORES = ("metric", "loss")
 
 def _kinds():
     return ("hat", "layer-mos", "neuron-mos")
-
-
-def _shown(path: Path) -> str:
-    """A path as a leaderboard shows it: relative to the working folder where it is under it (no home folders)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 @register("supernet", description="weight-sharing supernet (HAT, layer-/neuron-wise MoS): inherited-weight "
@@ -129,9 +123,9 @@ class Supernet(Predictor):
                    f"{', '.join(doc['scoring']['scores']) or 'nothing'})")
         if why == "absent":
             return (f"cannot run here: no {kind} supernet and no scores file for task {task.name}: train one with "
-                    f"`{train_command(task.suite, task.name, kind)}`, then `{score_cmd}` writes {_shown(spath)} "
+                    f"`{train_command(task.suite, task.name, kind)}`, then `{score_cmd}` writes {shown(spath)} "
                     f"(commit it), or pass checkpoint=PATH")
-        return f"cannot replay {_shown(spath)}: {why}; rescore with `{score_cmd} --checkpoint PATH`"
+        return f"cannot replay {shown(spath)}: {why}; rescore with `{score_cmd} --checkpoint PATH`"
 
     # ---- scoring: the file, then the cache, then the checkpoint ---------------------
     def predict(self, archs):
@@ -157,11 +151,11 @@ class Supernet(Predictor):
             values = lookup(doc, archs, score, split)
             c = doc["checkpoint"]
             self._stats["replayed"] += sum(v is not None for v in values)
-            info.update(scores_file=_shown(spath), checkpoint_sha256=c["sha256"], sampling=c["sampling"],
+            info.update(scores_file=shown(spath), checkpoint_sha256=c["sha256"], sampling=c["sampling"],
                         trained_steps=c["steps"], stopped=c["stopped"], train_seconds=c["train_seconds"],
                         code_sha256=c["code_sha256"], scored_by=doc["command"])
             if scorer is None:
-                info["note"] = (f"scores replayed from {_shown(spath)} (`bench supernet score`), checkpoint sha256 "
+                info["note"] = (f"scores replayed from {shown(spath)} (`bench supernet score`), checkpoint sha256 "
                                 f"{c['sha256'][:12]}…, {c['steps']} steps; the checkpoint itself is not here")
         todo = [i for i, v in enumerate(values) if v is None]
         if todo and scorer is not None:
@@ -173,7 +167,7 @@ class Supernet(Predictor):
                 values[i] = v
         elif todo:
             self._stats["missing"] += len(todo)
-            info["missing"] = (f"{len(todo)} of {len(archs)} architectures are not in {_shown(spath)}: score them with "
+            info["missing"] = (f"{len(todo)} of {len(archs)} architectures are not in {shown(spath)}: score them with "
                                f"`python -m bench supernet score {task.suite.path} --task {task.name} --kind {kind} "
                                f"--checkpoint PATH`")
         self._stats["failed"] += sum(v is not None and "error" in v for v in values)
