@@ -174,6 +174,16 @@ class Supernet(Predictor):
         self._info = info
         return np.array([value_of(v, score, metric) for v in values], dtype=float)
 
+    def _load(self, task):
+        """(SuperTransformer, header, prepared task data, checkpoint sha256): what a caller timing one score
+        (``bench hsnas``) loads up front, so the load is no architecture's cost."""
+        from bench.supernet_score import Scorer
+        path = self._checkpoint(task)
+        if path is None:
+            raise FileNotFoundError(f"no {self.config['kind']} supernet checkpoint for task {task.name}")
+        sc = Scorer(path, task, self.config["device"])
+        return sc.model, sc.head, sc.prep, sc.sha
+
     def cost(self):
         return dict(self._stats)
 

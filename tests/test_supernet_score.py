@@ -117,6 +117,12 @@ def test_architectures_missing_from_the_file_are_nan_with_the_command_that_score
         assert pred.details()["missing"] == (f"1 of 2 architectures are not in {path}: score them with `python -m "
                                              f"bench supernet score {suite} --task t --kind hat --checkpoint PATH`")
         assert pred.cost()["missing"] == 1 and pred.cost()["replayed"] == 1
+        with pytest.raises(FileNotFoundError, match="no hat supernet checkpoint for task t"):
+            pred._load(task)  # bench hsnas loads the checkpoint up front; the scores file is no checkpoint
+        live = registry.create(f"supernet[kind=hat,score=loss,checkpoint={ck}]", Context(task=task, target="chrf",
+                                                                                          seed=0))
+        model, head, prep, sha = live._load(task)
+        assert sha == sha256_of(ck) and head["kind"] == "hat" and prep.task_name == "t" and model.kind == "hat"
         # a file without any score of the kind asked (`--score loss`) is not replayed for it: no 0%-coverage row
         metric = registry.create("supernet[kind=hat]", Context(task=task, target="chrf", seed=0))
         for e in doc["archs"]:
