@@ -377,7 +377,7 @@ def main(args) -> int:
     doc = score_task(suite, task, args.kind, Path(checkpoint), out, scores, args.device, not args.no_progress,
                      command=_command())
     c = doc["checkpoint"]
-    print(f"{out}: {len(doc['archs'])} architectures of {task.name} scored by {args.kind} supernet "
+    print(f"{shown(out)}: {len(doc['archs'])} architectures of {task.name} scored by {args.kind} supernet "
           f"{c['sha256'][:12]} ({c['steps']} steps, stopped: {c['stopped']}); {doc['computed']} scores computed now")
     for line in summary(doc):
         print("  " + line)
