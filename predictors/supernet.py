@@ -123,8 +123,8 @@ class Supernet(Predictor):
                    f"{', '.join(doc['scoring']['scores']) or 'nothing'})")
         if why == "absent":
             return (f"cannot run here: no {kind} supernet and no scores file for task {task.name}: train one with "
-                    f"`{train_command(task.suite, task.name, kind)}`, then `{score_cmd}` writes {shown(spath)} "
-                    f"(commit it), or pass checkpoint=PATH")
+                    f"`{train_command(task.suite, task.name, kind)}`, then `{score_cmd}` (commit its {spath.name}), "
+                    f"or pass checkpoint=PATH")
         return f"cannot replay {shown(spath)}: {why}; rescore with `{score_cmd} --checkpoint PATH`"
 
     # ---- scoring: the file, then the cache, then the checkpoint ---------------------
