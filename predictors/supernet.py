@@ -147,7 +147,7 @@ class Supernet(Predictor):
                         code_sha256=h["code_sha256"])
         values = [None] * len(archs)
         if doc is not None and why is None:
-            data.resolve({"path": str(spath)})  # its sha256 goes into the run's provenance
+            data.resolve({"path": shown(spath)})  # its sha256 goes into the run's provenance
             values = lookup(doc, archs, score, split)
             c = doc["checkpoint"]
             self._stats["replayed"] += sum(v is not None for v in values)
