@@ -185,6 +185,7 @@ def markdown(results: dict) -> str:
                       _table(tab["in_sample"], tab["columns"], versus=False), ""]
         if any(r["predictor"].split(" ")[0] in SUPERNET_ROWS for r in tab["rows"]):
             lines += [f"- Data note: {SUPERNET_NOTE}", ""]
+        lines += _row_notes(results, tab)
         sk = [s for s in skipped if s["task"] == tab["task"] and s["target"] == tab["target"]]
         if sk:
             lines.append("Skipped: " + "; ".join(f"`{s['predictor']}` ({s['reason']})" for s in sk) + ".")
@@ -212,6 +213,20 @@ def markdown(results: dict) -> str:
               "", f"Data files ({len(prov.get('data_sha256', {}))}) and predictor configs are listed in "
                   "`results.json`."]
     return "\n".join(lines) + "\n"
+
+
+def _row_notes(results: dict, tab: dict) -> list[str]:
+    """What a predictor says about where its numbers came from (``details()["note"]``, ``["missing"]``: e.g.
+    supernet scores replayed from a committed file), once per row."""
+    seen: dict[str, list[str]] = {}
+    for r in results.get("runs", []):
+        if r["task"] == tab["task"] and r["target"] == tab["target"]:
+            for k in ("note", "missing"):
+                n = (r.get("details") or {}).get(k)
+                if n and n not in seen.setdefault(r["predictor"], []):
+                    seen[r["predictor"]].append(n)
+    lines = [f"- Row note, `{p}`: {n}" for p, ns in seen.items() for n in ns]
+    return lines + [""] if lines else []
 
 
 def _test_sentence(results: dict) -> str:

@@ -181,7 +181,8 @@ def test_train_resume_and_score_on_the_smallest_task(tmp_path, capsys):
     capsys.readouterr()
     # nothing trained yet: the predictor says how to train one; asked for alone, nothing ran, so the run fails
     assert main(["run", str(suite), "--predictors", "supernet[kind=neuron-mos]", "--no-write", "--no-progress"]) == 1
-    assert "supernet train SUITE --task T --kind neuron-mos" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"supernet train {suite} --task t --kind neuron-mos`, then `python -m bench supernet score" in err
 
     one = tmp_path / "one"
     assert main(["supernet", "train", str(suite), "--task", "t", "--kind", "neuron-mos", "--steps", "20",
@@ -264,6 +265,22 @@ def test_predictor_says_why_it_cannot_run(tmp_path):
     why = registry.create(f"supernet[checkpoint={path},kind=layer-mos]", ctx).supports(task, "chrf")
     assert why == f"checkpoint {path} holds a hat supernet, not kind=layer-mos"
     why = registry.create("supernet[kind=hat]", ctx).supports(task, "chrf")
-    assert why.startswith("no hat supernet for task t: train one with `python -m bench supernet train ")
+    assert why.startswith("cannot run here: no hat supernet and no scores file for task t: train one with "
+                          "`python -m bench supernet train ")
+    assert "`python -m bench supernet score " in why
     task.cfg.pop("measure")
     assert "has no measure: block" in registry.create(f"supernet[checkpoint={path}]", ctx).supports(task, "chrf")
+
+
+def test_uniform_sampling_trains_one_random_subnet_per_step(tmp_path):
+    """HAT's rule (--sampling uniform): a different run from sandwich's, recorded as such in the header."""
+    suite = make_suite(tmp_path)
+    for sampling in ("uniform", "sandwich"):
+        assert main(["supernet", "train", str(suite), "--task", "t", "--kind", "hat", "--sampling", sampling,
+                     "--steps", "4", "--out", str(tmp_path / sampling), "--no-progress"]) == 0
+    head = read_header(tmp_path / "uniform" / "supernet.pt")
+    assert head["sampling"] == "uniform" and head["sandwich_random"] is None and head["steps"] == 4
+    assert read_header(tmp_path / "sandwich" / "supernet.pt")["sandwich_random"] == 2
+    a = read_checkpoint(tmp_path / "uniform" / "supernet.pt")[1]["model"]
+    b = read_checkpoint(tmp_path / "sandwich" / "supernet.pt")[1]["model"]
+    assert not all(torch.equal(a[k], b[k]) for k in a)
