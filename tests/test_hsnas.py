@@ -129,3 +129,72 @@ def test_charging_and_the_paired_comparison():
     assert p["differences"] == [1.0, -0.5, 1.0] and (p["wins"], p["losses"], p["ties"]) == (2, 1, 0)
     assert p["sign_p"] == 1.0 and 0.25 <= p["wilcoxon_p"] <= 1 and 0 < p["t_p"] < 1
     assert paired([15.0, None], [14.0, 13.0])["n"] == 1
+
+
+def test_a_retiming_is_not_charged_twice(monkeypatch):
+    """A cache hit retimed outside the cache is charged from the table, so it must not also stay in the as-run
+    overhead (as-run wall minus the expensive calls' wall) that build_summary adds to it."""
+    import time
+
+    from bench.hsnas import TimedScorer
+    from bench.space import Arch
+
+    class Cached:  # a predictor whose cache serves every architecture: cost()["computed"] never moves
+        higher_is_better = True
+
+        def predict(self, archs):
+            return [1.0] * len(archs)
+
+        def cost(self):
+            return {"computed": 0}
+
+    def retime(self, a):
+        time.sleep(0.2)
+        return {"wall": 0.2, "cpu": 0.0, "retimed": True}
+
+    monkeypatch.setattr(TimedScorer, "_retime", retime)
+    table = {}
+    ts = TimedScorer(Cached(), table, task=None)
+    arch = Arch.from_dict({"encoder_embed_dim": 64, "encoder_layer_num": 1, "encoder_ffn_embed_dim": [128],
+                           "encoder_self_attention_heads": [2], "decoder_embed_dim": 64, "decoder_layer_num": 1,
+                           "decoder_ffn_embed_dim": [128], "decoder_self_attention_heads": [2],
+                           "decoder_ende_attention_heads": [2], "decoder_arbitrary_ende_attn": [-1]})
+    t0 = time.perf_counter()
+    ts.predict([arch])
+    as_run = time.perf_counter() - t0
+    assert table[arch.key()]["retimed"]
+    assert as_run - ts.calls_wall < 0.1  # the 0.2 s retiming is inside the expensive calls, not the overhead
+
+
+def test_a_resumed_hybrid_search_does_not_time_the_student_fit(tiny, monkeypatch, capsys):
+    """With the distill stage cached, the student is refitted in the new process; that refit is the
+    distillation (shown amortised), so it must happen before the hybrid search's clock starts."""
+    import bench.hsnas as hs
+
+    d, suite, ck = tiny
+    out = d / "resume"
+    assert _run(suite, ck, out, "--modes", "hybrid", "--seeds", "0", "--no-train") == 0
+    (out / "runs" / "hybrid-seed0.json").unlink()  # a run killed after the distill stage, resumed
+    depth = {"now": 0, "at_student_fit": []}
+
+    class Clock(hs.Clock):
+        def __enter__(self):
+            depth["now"] += 1
+            return super().__enter__()
+
+        def __exit__(self, *exc):
+            depth["now"] -= 1
+            return super().__exit__(*exc)
+
+    fit = hs.Pipeline.fit
+
+    def spy(self, spec, rt, target):
+        if spec.startswith("distill[") and spec not in self._fitted:
+            depth["at_student_fit"].append(depth["now"])
+        return fit(self, spec, rt, target)
+
+    monkeypatch.setattr(hs, "Clock", Clock)
+    monkeypatch.setattr(hs.Pipeline, "fit", spy)
+    assert _run(suite, ck, out, "--modes", "hybrid", "--seeds", "0", "--no-train") == 0
+    capsys.readouterr()
+    assert depth["at_student_fit"] == [0]  # fitted once, outside every clock (the distill stage was cached)
