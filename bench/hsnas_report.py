@@ -75,6 +75,25 @@ def floors(pipe) -> dict | None:
                                   for split in ("valid", "test")}}
 
 
+def floor_verdict(fl: dict, runs: list[dict], col: str) -> str:
+    """How many found architectures clear floor (a) (shuffled references, the suite's floor) and every floor,
+    the highest of which (often the copied source) is what a non-translation scores at best."""
+    vals = [(f"{r['mode']}/{r['seed']}", r[col]) for r in runs if _num(r[col])]
+    named = {k: v for k, v in fl.items() if _num(v)}
+    if not vals or not _num(named.get("shuffled")):
+        return ""
+    top_name = max(named, key=lambda k: named[k])
+    a, top = named["shuffled"], named[top_name]
+    below_a = [n for n, v in vals if v <= a]
+    below_top = [n for n, v in vals if v <= top]
+    out = f"above floor (a) ({_f(a)}): {len(vals) - len(below_a)} of {len(vals)} runs" + (
+        f" (not: {', '.join(below_a)})" if below_a else "")
+    if top_name != "shuffled":
+        out += (f"; above the highest floor ({top_name} {_f(top)}): {len(vals) - len(below_top)} of {len(vals)}"
+                + (f" (not: {', '.join(below_top)})" if below_top else ""))
+    return out
+
+
 def build_summary(pipe, cons, teacher, dist, runs, ck, ck_sha, diag=None) -> dict:
     from . import provenance
     from .data import sha256_of
@@ -262,6 +281,8 @@ def pareto_png(path: Path, summary: dict, pipe) -> bool:
     fl = (summary.get("floors") or {}).get("valid") or {}
     if _num(fl.get("shuffled")):
         ax.axhline(fl["shuffled"], color="red", ls=":", lw=1, label=f"floor (a) shuffled refs {fl['shuffled']:.1f}")
+    if _num(fl.get("copy")) and fl["copy"] > (fl.get("shuffled") or -math.inf):
+        ax.axhline(fl["copy"], color="purple", ls=":", lw=1, label=f"floor (b) copied source {fl['copy']:.1f}")
     ax.set_xlabel("GFLOPs (exact, bench.costs)")
     ax.set_ylabel("measured valid chrF")
     ax.grid(alpha=0.3)
@@ -413,6 +434,10 @@ def markdown(summary: dict, has_png: bool) -> str:
                  f"{_f(fl['test'].get('copy'))} / {_f(fl['test'].get('constant'))}. Measured valid chrF of the found "
                  "architectures: " + ", ".join(f"{r['mode']}/{r['seed']} {_f(r['measured_valid_chrf'])}"
                                                for r in s["runs"]) + ".")
+        verdicts = [f"- Measured {split} chrF {v}." for split, col in (("valid", "measured_valid_chrf"),
+                                                                       ("test", "measured_test_chrf"))
+                    for v in [floor_verdict(fl[split], s["runs"], col)] if v]
+        L += [""] + verdicts if verdicts else []
     led = s["ledger"]
     st = led["stage_seconds"]
     L += ["", "## Ledger (seconds: wall / CPU)", ""]

@@ -198,3 +198,32 @@ def test_a_resumed_hybrid_search_does_not_time_the_student_fit(tiny, monkeypatch
     assert _run(suite, ck, out, "--modes", "hybrid", "--seeds", "0", "--no-train") == 0
     capsys.readouterr()
     assert depth["at_student_fit"] == [0]  # fitted once, outside every clock (the distill stage was cached)
+
+
+def test_the_report_says_which_found_architectures_clear_the_floors(tiny, capsys):
+    """bzd-es's copied-source floor (b) lies above the shuffled-reference floor (a); a found architecture between
+    them clears (a) but not every floor, and the report must say so, not only list the numbers."""
+    from bench.hsnas_report import floor_verdict
+
+    fl = {"shuffled": 13.38, "copy": 14.81, "constant": 4.31}
+    runs = [{"mode": "hybrid", "seed": 0, "v": 15.1}, {"mode": "supernet-only", "seed": 0, "v": 14.0},
+            {"mode": "random", "seed": 0, "v": 11.5}, {"mode": "random", "seed": 1, "v": None}]
+    assert floor_verdict(fl, runs, "v") == ("above floor (a) (13.38): 2 of 3 runs (not: random/0); above the "
+                                            "highest floor (copy 14.81): 1 of 3 (not: supernet-only/0, random/0)")
+    assert floor_verdict({"shuffled": 20.0, "copy": 13.0}, runs, "v") == \
+        "above floor (a) (20.00): 0 of 3 runs (not: hybrid/0, supernet-only/0, random/0)"
+    assert floor_verdict({}, runs, "v") == ""
+
+    # and report.md carries it under Floors (the tiny suite has no floors file: one is set in its summary)
+    from bench.hsnas_report import markdown
+
+    d, suite, ck = tiny
+    assert _run(suite, ck, d / "hs") == 0  # the first test's folder: every stage cached
+    capsys.readouterr()
+    s = json.loads((d / "hs" / "summary.json").read_text())
+    s["floors"] = {"file": "t.floors.json", "valid": {"shuffled": -1.0, "copy": 1000.0, "constant": 0.0},
+                   "test": {"shuffled": -1.0, "copy": -2.0, "constant": -3.0}}
+    text = markdown(s, False)
+    assert "- Measured valid chrF above floor (a) (-1.00): 9 of 9 runs; above the highest floor (copy 1000.00): " \
+           "0 of 9 (not: " in text
+    assert "- Measured test chrF above floor (a) (-1.00): 9 of 9 runs." in text
