@@ -308,7 +308,9 @@ def markdown(summary: dict, has_png: bool) -> str:
              f"{c['sample_rejected_share']:.0%} of random buildable architectures (sample GFLOPs "
              f"{c['sample_gflops']['min']:.4g}–{c['sample_gflops']['max']:.4g}, median {c['sample_gflops']['median']:.4g}). "
              f"{s['constraint_why']}. Architectures whose decoder attends to more encoder layers than exist are "
-             "rejected too (they cannot be built), counted apart.")
+             "rejected too (they cannot be built): the per-run rejection counts below include them, so they overstate "
+             "what the FLOPs limit alone rejected (`rejected.unbuildable` in `summary.json` counts every unbuildable "
+             "check, including candidates drawn past the last one a population needed).")
     lb = t.get("leaderboard") or []
     rec = t["records"]
     if lb:
@@ -375,7 +377,7 @@ def markdown(summary: dict, has_png: bool) -> str:
             for r in s["runs"]]
     L.append(tabulate(rows, headers=["mode", "seed", "architecture", "GFLOPs", "supernet −loss", "valid chrF",
                                      "test chrF", "valid NLL", "search s", "as run s", "evals", "imputed",
-                                     "rejected/candidates"], tablefmt="github"))
+                                     "rejected (FLOPs or unbuildable)/candidates"], tablefmt="github"))
     cmp = s.get("comparison") or {}
     if cmp.get("seeds"):
         L += ["", "## Hybrid vs supernet-only", ""]
