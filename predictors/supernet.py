@@ -52,6 +52,8 @@ class Supernet(Predictor):
         self.on_target_scale = self.config["score"] == "metric"  # minus a loss only ranks
         self._stats = {"computed": 0, "cached": 0, "replayed": 0, "missing": 0, "failed": 0, "compute_s": 0.0}
         self._info: dict = {}
+        self._asked: set[str] = set()  # arch keys over every predict() call (bench run asks test, then train)
+        self._absent: set[str] = set()  # those the scores file lacked, with no checkpoint here
 
     @staticmethod
     def _bad_option(config: dict) -> str | None:
@@ -167,9 +169,12 @@ class Supernet(Predictor):
                 values[i] = v
         elif todo:
             self._stats["missing"] += len(todo)
-            info["missing"] = (f"{len(todo)} of {len(archs)} architectures are not in {shown(spath)}: score them with "
-                               f"`python -m bench supernet score {task.suite.path} --task {task.name} --kind {kind} "
-                               f"--checkpoint PATH`")
+            self._absent.update(archs[i].key() for i in todo)
+        self._asked.update(a.key() for a in archs)
+        if self._absent:  # over every call: a later call that misses nothing must not drop the note
+            info["missing"] = (f"{len(self._absent)} of {len(self._asked)} architectures are not in {shown(spath)}: "
+                               f"score them with `python -m bench supernet score {task.suite.path} --task {task.name} "
+                               f"--kind {kind} --checkpoint PATH`")
         self._stats["failed"] += sum(v is not None and "error" in v for v in values)
         self._info = info
         return np.array([value_of(v, score, metric) for v in values], dtype=float)
