@@ -157,8 +157,13 @@ class Supernet(Predictor):
                         trained_steps=c["steps"], stopped=c["stopped"], train_seconds=c["train_seconds"],
                         code_sha256=c["code_sha256"], scored_by=doc["command"])
             if scorer is None:
+                from bench.supernet_score import code_sha256
                 info["note"] = (f"scores replayed from {shown(spath)} (`bench supernet score`), checkpoint sha256 "
                                 f"{c['sha256'][:12]}…, {c['steps']} steps; the checkpoint itself is not here")
+                then = (doc.get("scoring") or {}).get("code_sha256")
+                if then != code_sha256():  # replayed, not refused: the file is still what that code measured
+                    info["note"] += (f"; scored by other scoring code (code sha256 {str(then)[:12]}…, this checkout "
+                                     f"{code_sha256()[:12]}…): rescore to be sure")
         todo = [i for i, v in enumerate(values) if v is None]
         if todo and scorer is not None:
             got = scorer.values([archs[i] for i in todo], score, split, progress=self.config["progress"])

@@ -84,6 +84,16 @@ def test_score_writes_both_scores_and_the_predictor_replays_them(trained, tmp_pa
     res = json.loads((replay / "results.json").read_text())
     assert str(path) in res["provenance"]["data_sha256"]
 
+    assert "other scoring code" not in (replay / "leaderboard.md").read_text()
+    # a file scored by other scoring code is still replayed, and the row says so
+    other = json.loads(path.read_text())
+    other["scoring"]["code_sha256"] = "0" * 64
+    path.write_text(json.dumps(other))
+    assert main(["run", str(suite), "--predictors", "supernet[kind=hat]", "--out", str(tmp_path / "other"),
+                 "--no-progress"]) == 0
+    assert "scored by other scoring code (code sha256 000000000000…" in (tmp_path / "other" / "leaderboard.md").read_text()
+    path.write_text(json.dumps(doc))
+
     # rerun: resumed from the file, nothing computed; an entry of an earlier run is kept, not recomputed
     doc["archs"][0]["scores"]["loss/valid"]["loss"] = 123.0
     path.write_text(json.dumps(doc))
