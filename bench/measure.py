@@ -83,8 +83,10 @@ def sample_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
 
 
 # ---------------------------------------------------------------- records file
-def read_records(path: Path) -> list[dict]:
-    """Complete JSON lines; a torn last line (a crash mid-write) is dropped from the file with a warning."""
+def read_records(path: Path, repair: bool = False) -> list[dict]:
+    """Complete JSON lines; a torn last line (a crash mid-write) is skipped with a warning, and dropped from
+    the file only with ``repair`` (the writer, holding the file's lock: a reader that rewrote the file could
+    race a running measurement's append and lose its record)."""
     if not path.exists():
         return []
     text = path.read_text(encoding="utf-8")
@@ -99,7 +101,10 @@ def read_records(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1:]):
                 raise SuiteError(f"{path}: line {i + 1} is not valid JSON (and is not the last line)") from None
-            print(f"warning: {path}: dropping a torn last line ({len(line)} chars)", file=sys.stderr)
+            print(f"warning: {path}: {'dropping' if repair else 'skipping'} a torn last line ({len(line)} chars)",
+                  file=sys.stderr)
+            if not repair:
+                continue
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text("".join(g + "\n" for g in good), encoding="utf-8")
             os.replace(tmp, path)
@@ -340,7 +345,7 @@ def main(args) -> int:
         return 0
     out = args.out or output_path(task, noise=args.noise)
     lock = _lock(out)  # noqa: F841 - held for the run
-    existing = read_records(out)
+    existing = read_records(out, repair=True)  # under the lock
     _check_same_setup(existing, prep, out, args.allow_mixed)
     done = done_keys(existing, prep, args.allow_mixed)
     full = _plan(args, prep)

@@ -98,9 +98,13 @@ def test_append_is_whole_lines_and_a_torn_last_line_is_dropped(tmp_path, capsys)
     append_record(p, {"a": 2})
     with open(p, "a") as fh:
         fh.write('{"a": 3, "trunc')  # a crash mid-write
+    torn = p.read_text()
     assert read_records(p) == [{"a": 1}, {"a": 2}]
+    assert p.read_text() == torn  # a plain reader never rewrites: a running writer may be mid-append
+    assert "skipping a torn last line" in capsys.readouterr().err
+    assert read_records(p, repair=True) == [{"a": 1}, {"a": 2}]
     assert p.read_text() == '{"a":1}\n{"a":2}\n'
-    assert "torn last line" in capsys.readouterr().err
+    assert "dropping a torn last line" in capsys.readouterr().err
 
 
 def test_resume_after_kill_and_bench_run_on_the_measured_file(tmp_path, capsys):
