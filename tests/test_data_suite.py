@@ -181,6 +181,42 @@ def test_user_records_suite(tmp_path):
     assert kt["params"]["mean"] > 0.3  # deeper decoders score higher here, and have more params
 
 
+def _arch(nd):
+    return {"encoder_embed_dim": 512, "encoder_layer_num": 1, "encoder_ffn_embed_dim": [1024],
+            "encoder_self_attention_heads": [4], "decoder_embed_dim": 512, "decoder_layer_num": nd,
+            "decoder_ffn_embed_dim": [1024] * nd, "decoder_self_attention_heads": [4] * nd,
+            "decoder_ende_attention_heads": [4] * nd, "decoder_arbitrary_ende_attn": [-1] * nd}
+
+
+def test_records_from_several_files_averaged_over_seeds(tmp_path):
+    """duplicates: mean turns each architecture's seed repeats (in one file or several) into one record."""
+    import json
+    import math
+
+    write = lambda name, rows: (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))  # noqa: E731
+    write("s0.jsonl", [{"arch": _arch(n), "seed": 0, "bleu": 20.0 + n, "nll": None} for n in (1, 2)])
+    write("s1.jsonl", [{"arch": _arch(1), "seed": 1, "bleu": 23.0, "nll": 4.0}])
+    body = ("name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    source: {kind: records, file: [{path: s0.jsonl}, "
+            "{path: s1.jsonl}], targets: {bleu: {unit: BLEU}, nll: {higher_is_better: false}}, train_size: 1, "
+            "drop_missing: true, duplicates: %s}" + SPACE)
+    task = load_suite(_suite(tmp_path, body % "mean")).tasks[0]
+    recs = {r.arch.decoder_layer_num: r for r in task.records}
+    assert len(task.records) == 2 and [r.targets["bleu"] for r in task.records] == [22.0, 22.0]
+    assert recs[1].extras["seeds"] == [0, 1] and recs[2].extras["repeats"] == 1
+    assert recs[1].targets["nll"] == 4.0 and math.isnan(recs[2].targets["nll"])  # the mean of the finite values
+    assert any("mean over each architecture's repeated runs" in n and "1 with 1, 1 with 2" in n
+               for n in task.data.notes)
+    assert len(task.data.files) == 2
+    assert len(load_suite(_suite(tmp_path, body % "keep")).tasks[0].records) == 3
+    with pytest.raises(SuiteError, match=r"s1.jsonl: line 1: duplicate architecture .*duplicates: keep \(or mean\)"):
+        load_suite(_suite(tmp_path, body % "error")).tasks[0].records  # noqa: B018
+    with pytest.raises(SuiteError, match=r"source.duplicates.*'median' is not allowed; allowed values: "
+                                         r"\['error', 'keep', 'mean'\]"):
+        load_suite(_suite(tmp_path, body % "median"))
+    with pytest.raises(SuiteError, match=r"source.file: an empty list"):
+        load_suite(_suite(tmp_path, body.replace("[{path: s0.jsonl}, {path: s1.jsonl}]", "[]") % "mean"))
+
+
 def test_shipped_files_need_no_mirror_and_no_network(tmp_path, monkeypatch):
     """The default suites' labelled files ship in the package: found with no mirror, no cache and no network."""
     monkeypatch.delenv("BENCH_DATA_DIR")

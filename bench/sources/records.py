@@ -11,6 +11,10 @@ from ..space import ArchError, parse_arch
 from ..types import Record, SuiteError, Target, TaskData
 from .base import Source, random_splits, read_rows, source
 
+# error: a repeated architecture is a mistake; keep: every row is a record; mean: rows of one architecture
+# (e.g. training seeds, possibly in several files) become one record whose targets are their mean
+DUPLICATES = ("error", "keep", "mean")
+
 
 @source("records")
 class RecordsSource(Source):
@@ -33,10 +37,15 @@ class RecordsSource(Source):
         if seeds is not None and (not isinstance(seeds, list) or not seeds
                                   or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
             raise task.error("source.seeds", f"must be a non-empty list of integers, e.g. [0, 1, 2], got {seeds!r}")
-        data.check_spec(src["file"], f"{task.suite.path}: {task.where}.source.file")
-        if src.get("duplicates", "error") not in ("error", "keep"):
+        specs = src["file"] if isinstance(src["file"], list) else [src["file"]]
+        if not specs:
+            raise task.error("source.file", "an empty list; give a file spec or a list of them")
+        for i, spec in enumerate(specs):
+            data.check_spec(spec, f"{task.suite.path}: {task.where}.source.file"
+                                  + (f"[{i}]" if isinstance(src["file"], list) else ""))
+        if src.get("duplicates", "error") not in DUPLICATES:
             raise task.error("source.duplicates", f"{src['duplicates']!r} is not allowed; allowed values: "
-                                                  f"['error', 'keep']")
+                                                  f"{list(DUPLICATES)}")
         if not isinstance(src.get("drop_missing", False), bool):
             raise task.error("source.drop_missing", "must be true or false")
         if "floors" in src:
@@ -63,9 +72,13 @@ class RecordsSource(Source):
         return out
 
     def load(self, task, src):
-        path = data.resolve(src["file"], task.suite.path.parent)
+        specs = src["file"] if isinstance(src["file"], list) else [src["file"]]
+        paths = [data.resolve(spec, task.suite.path.parent) for spec in specs]
+        path = paths[0]
         cols = {name: (t or {}).get("column", name) for name, t in src["targets"].items()}
-        rows = read_rows(path)
+        rows = []
+        for p in paths:
+            rows += [{**r, "_file": p} for r in read_rows(p)]
         if src.get("filter"):
             rows = [r for r in rows if all(r.get(k) == v for k, v in src["filter"].items())]
         for name, col in cols.items():
@@ -74,7 +87,8 @@ class RecordsSource(Source):
                                  f"{sorted(rows[0])}; fix source.targets.{name}.column in {task.suite.path}")
         records, seen, dropped = [], {}, dict.fromkeys(cols, 0)
         for i, row in enumerate(rows):
-            where = f"{path}: {'row' if path.suffix == '.csv' else 'line'} {row.get('_line', i + 1)}"
+            rp = row.pop("_file")
+            where = f"{rp}: {'row' if rp.suffix == '.csv' else 'line'} {row.get('_line', i + 1)}"
             try:
                 arch = task.space.validate(parse_arch(row.get("arch", row)))
             except (ArchError, KeyError, TypeError, AttributeError) as exc:
@@ -87,11 +101,15 @@ class RecordsSource(Source):
             key = arch.key()
             if key in seen and src.get("duplicates", "error") == "error":
                 raise SuiteError(f"{where}: duplicate architecture (same as {seen[key]}); remove one, or set "
-                                 f"source.duplicates: keep in {task.suite.path} if repeats are on purpose")
+                                 f"source.duplicates: keep (or mean) in {task.suite.path} if repeats are on purpose")
             seen.setdefault(key, where.rsplit(": ", 1)[-1])
             extras = {k: v for k, v in row.items() if k not in cols.values() and k != "_line"}
             records.append(Record(id=f"{i}:{key}", arch=arch, targets=targets, extras=extras))
         notes = []
+        if src.get("duplicates") == "mean":
+            records, note = _mean_repeats(records)
+            if note:
+                notes.append(note)
         for name, n in dropped.items():
             if n and not src.get("drop_missing", False):
                 raise SuiteError(f"{path}: target {name} ({cols[name]}) is missing, NaN or infinite in {n} of "
@@ -105,7 +123,7 @@ class RecordsSource(Source):
             raise task.error("source.train_size", f"{src['train_size']} leaves no test architectures "
                                                   f"({len(records)} records in {path})")
         splits = random_splits(len(records), src["train_size"], seeds, src.get("test_size"))
-        files = [str(path)]
+        files = [str(p) for p in paths]
         if src.get("floors"):
             fpath = data.resolve(src["floors"], task.suite.path.parent)
             files.append(str(fpath))
@@ -126,6 +144,30 @@ class RecordsSource(Source):
             raise SuiteError(f"{where}: {col!r} = {v!r} is outside the plausible range of {tcfg.get('unit')} "
                              f"[{lo}, {hi if hi is not None else 'inf'}] (target {name}); fix the value or the unit")
         return v
+
+
+def _mean_repeats(records: list[Record]) -> tuple[list[Record], str]:
+    """One record per architecture, each target the mean of its finite values over the architecture's rows
+    (NaN where none is finite): averaging k training seeds divides the seed noise of a target by sqrt(k)."""
+    groups: dict[str, list[Record]] = {}
+    for r in records:
+        groups.setdefault(r.arch.key(), []).append(r)
+    out = []
+    for rs in groups.values():
+        targets = {}
+        for name in rs[0].targets:
+            vals = [r.targets[name] for r in rs if math.isfinite(r.targets.get(name, math.nan))]
+            targets[name] = statistics.fmean(vals) if vals else float("nan")
+        extras = {**rs[0].extras, "repeats": len(rs)}
+        if all("seed" in r.extras for r in rs):
+            extras["seeds"] = sorted(r.extras["seed"] for r in rs)
+        out.append(Record(id=rs[0].id, arch=rs[0].arch, targets=targets, extras=extras))
+    counts = sorted({len(rs) for rs in groups.values()})
+    if counts == [1]:
+        return out, ""
+    per = ", ".join(f"{sum(len(rs) == c for rs in groups.values())} with {c}" for c in counts)
+    return out, (f"Targets are the mean over each architecture's repeated runs (source.duplicates: mean): "
+                 f"{len(groups)} architectures from {len(records)} rows ({per}).")
 
 
 def floor_notes(path, cols: dict[str, str], records: list[Record]) -> list[str]:
