@@ -180,15 +180,17 @@ def measure_config(task) -> dict:
 
 def output_path(task, noise: bool = False) -> Path:
     """Where ``bench measure`` writes: ``measure.records`` if given (a set being re-measured while the suite
-    still reads the previous one), else the task's records file (``source.file.path``); noise runs go next
-    to it as ``*.noise.jsonl``."""
+    still reads the previous one), else the task's records file (``source.file.path``, the first one where
+    ``source.file`` is a list); noise runs go next to it as ``*.noise.jsonl``."""
     src = task.cfg["source"]
     rel = (task.cfg.get("measure") or {}).get("records")
     if rel is None:
-        if src.get("kind") != "records" or not isinstance(src.get("file"), dict) or "path" not in src["file"]:
+        spec = src.get("file")
+        spec = spec[0] if isinstance(spec, list) and spec else spec
+        if src.get("kind") != "records" or not isinstance(spec, dict) or "path" not in spec:
             raise task.error("source", "`bench measure` writes to the task's records file: use "
                                        "source: {kind: records, file: {path: ...}} or measure.records: PATH")
-        rel = src["file"]["path"]
+        rel = spec["path"]
     if not isinstance(rel, str) or not rel.endswith(".jsonl"):
         raise task.error("measure.records", f"must be a path ending in .jsonl, got {rel!r}")
     p = Path(rel)

@@ -166,6 +166,7 @@ class NoiseCeiling(Predictor):
             return None
         from bench.data import resolve
         from bench.sources import read_rows
+        from bench.sources.records import row_passes
         from bench.space import parse_arch
         path = resolve(src["file"], task.suite.path.parent)
         noise = path.with_name(path.name.split(".")[0] + ".noise.jsonl")
@@ -173,7 +174,7 @@ class NoiseCeiling(Predictor):
             return None
         col = (src["targets"].get(target) or {}).get("column", target)
         out: dict[str, float] = {}
-        rows = [r for r in read_rows(noise) if all(r.get(k) == v for k, v in (src.get("filter") or {}).items())]
+        rows = [r for r in read_rows(noise) if row_passes(r, src.get("filter") or {})]
         for row in sorted(rows, key=lambda r: r.get("seed", 0)):  # the lowest repeat seed: "a second seed"
             key = task.space.validate(parse_arch(row.get("arch", row))).key()
             if key not in out and row.get(col) is not None:

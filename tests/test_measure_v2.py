@@ -221,3 +221,31 @@ def test_min_epochs_holds_early_stopping_back(tmp_path):
         out[me] = train(m, prep.train_pairs, prep.dev_pairs, recipe, 0, progress=False)
     assert out[0]["stopped"] == "patience" and out[0]["epochs"] < 7  # lr 0.05 overshoots: an early stop
     assert out[7]["epochs"] >= 7 and out[7]["evals"][: len(out[0]["evals"])] == out[0]["evals"]
+
+
+def test_summary_states_the_noise_of_a_seed_averaged_target(tmp_path, capsys):
+    """source.duplicates: mean over seeds 0 and 1: the summary shows the spread of the means and their noise,
+    the pooled seed std over sqrt(2)."""
+    suite = make_suite(tmp_path, steps=2)
+    assert main(["measure", str(suite), "--task", "t", "--n", "3", "--no-progress"]) == 0
+    assert main(["measure", str(suite), "--task", "t", "--n", "3", "--seeds", "1", "--no-progress",
+                 "--out", str(tmp_path / "out" / "t.noise.jsonl")]) == 0
+    suite.write_text(suite.read_text().replace(
+        "file: {path: out/t.jsonl}\n      filter: {status: ok}",
+        "file: [{path: out/t.jsonl}, {path: out/t.noise.jsonl}]\n      filter: {status: ok, seed: [0, 1]}\n"
+        "      duplicates: mean").replace("targets: {", "targets: {nll: {column: best_dev_loss, higher_is_better: "
+                                             "false}, "))
+    capsys.readouterr()
+    assert main(["measure", str(suite), "--task", "all", "--summary"]) == 0
+    out = capsys.readouterr().out
+    rows = read_records(tmp_path / "out" / "t.jsonl") + read_records(tmp_path / "out" / "t.noise.jsonl")
+    by = {}
+    for r in rows:
+        by.setdefault(r["arch_key"], []).append(r["valid_nll"])
+    means = [sum(v) / 2 for v in by.values()]
+    seed_std = math.sqrt(sum(((a - b) ** 2) / 2 for a, b in by.values()) / len(by))
+    line = next(x for x in out.splitlines() if x.startswith("| t | valid_nll, mean of 2 seeds"))
+    cells = [c.strip() for c in line.split("|")]
+    import statistics
+    assert cells[3] == "3" and cells[5] == f"{statistics.stdev(means):.2f}"
+    assert cells[8] == f"{seed_std / math.sqrt(2):.2f} (seed std / sqrt(k))"

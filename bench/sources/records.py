@@ -80,7 +80,7 @@ class RecordsSource(Source):
         for p in paths:
             rows += [{**r, "_file": p} for r in read_rows(p)]
         if src.get("filter"):
-            rows = [r for r in rows if all(r.get(k) == v for k, v in src["filter"].items())]
+            rows = [r for r in rows if row_passes(r, src["filter"])]
         for name, col in cols.items():
             if rows and not any(col in r for r in rows):
                 raise SuiteError(f"{path}: column {col!r} (target {name}) is in no row; columns: "
@@ -144,6 +144,12 @@ class RecordsSource(Source):
             raise SuiteError(f"{where}: {col!r} = {v!r} is outside the plausible range of {tcfg.get('unit')} "
                              f"[{lo}, {hi if hi is not None else 'inf'}] (target {name}); fix the value or the unit")
         return v
+
+
+def row_passes(row: dict, flt: dict) -> bool:
+    """``source.filter``: every key equals its value, or is one of them where the value is a list
+    (``seed: [0, 1]``: the seeds a seed-averaged target uses)."""
+    return all(row.get(k) in v if isinstance(v, list) else row.get(k) == v for k, v in flt.items())
 
 
 def _mean_repeats(records: list[Record]) -> tuple[list[Record], str]:
