@@ -86,28 +86,25 @@ def sample_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
 def read_records(path: Path, repair: bool = False) -> list[dict]:
     """Complete JSON lines; a torn last line (a crash mid-write) is skipped with a warning, and dropped from
     the file only with ``repair`` (the writer, holding the file's lock: a reader that rewrote the file could
-    race a running measurement's append and lose its record)."""
+    race a running measurement's append and lose its record).  The repair truncates the file in place: a
+    rewrite to a new inode would leave the writer's lock on the old one, and a second run could lock the new."""
     if not path.exists():
         return []
-    text = path.read_text(encoding="utf-8")
-    rows, good = [], []
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        if not line.strip():
+    raw = path.read_bytes()
+    rows, lines, pos = [], raw.split(b"\n"), 0
+    for i, bline in enumerate(lines):
+        start, pos = pos, pos + len(bline) + 1
+        if not bline.strip():
             continue
         try:
-            rows.append(json.loads(line))
-            good.append(line)
-        except json.JSONDecodeError:
+            rows.append(json.loads(bline.decode("utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError):  # a crash can cut a multi-byte character too
             if i < len(lines) - 1 and any(x.strip() for x in lines[i + 1:]):
                 raise SuiteError(f"{path}: line {i + 1} is not valid JSON (and is not the last line)") from None
-            print(f"warning: {path}: {'dropping' if repair else 'skipping'} a torn last line ({len(line)} chars)",
+            print(f"warning: {path}: {'dropping' if repair else 'skipping'} a torn last line ({len(bline)} bytes)",
                   file=sys.stderr)
-            if not repair:
-                continue
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text("".join(g + "\n" for g in good), encoding="utf-8")
-            os.replace(tmp, path)
+            if repair:
+                os.truncate(path, start)
     return rows
 
 

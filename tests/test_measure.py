@@ -7,10 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.cli import main
 from bench.measure import append_record, measure_one, output_path, prepare, read_records, sample_archs, validate_record
 from bench.space import SearchSpace
-from bench.suite import load_suite
+from bench.suite import SuiteError, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,6 +107,25 @@ def test_append_is_whole_lines_and_a_torn_last_line_is_dropped(tmp_path, capsys)
     assert read_records(p, repair=True) == [{"a": 1}, {"a": 2}]
     assert p.read_text() == '{"a":1}\n{"a":2}\n'
     assert "dropping a torn last line" in capsys.readouterr().err
+
+
+def test_a_repair_keeps_the_writers_lock(tmp_path, capsys):
+    """The lock holder's repair truncates in place: a second run must still find the file locked (a rewrite to a
+    new inode would leave the lock on the old one), and a torn multi-byte character is a torn line, not a crash."""
+    from bench.measure import _lock
+
+    p = tmp_path / "r.jsonl"
+    append_record(p, {"a": "é"})
+    with open(p, "ab") as fh:
+        fh.write('{"a": "é'.encode()[:-1])  # a crash mid-character
+    inode = p.stat().st_ino
+    held = _lock(p)  # noqa: F841 - the first run's lock
+    assert read_records(p) == [{"a": "é"}]
+    assert read_records(p, repair=True) == [{"a": "é"}] and p.stat().st_ino == inode
+    assert p.read_bytes() == '{"a":"é"}\n'.encode()
+    with pytest.raises(SuiteError, match="another `bench measure` is appending to this file"):
+        _lock(p)
+    capsys.readouterr()
 
 
 def test_resume_after_kill_and_bench_run_on_the_measured_file(tmp_path, capsys):
