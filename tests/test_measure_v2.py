@@ -249,3 +249,6 @@ def test_summary_states_the_noise_of_a_seed_averaged_target(tmp_path, capsys):
     import statistics
     assert cells[3] == "3" and cells[5] == f"{statistics.stdev(means):.2f}"
     assert cells[8] == f"{seed_std / math.sqrt(2):.2f} (seed std / sqrt(k))"
+    from bench.mt.stability import main as stability
+    assert stability([str(suite)]) == 0
+    assert "The suite reads valid_nll as a mean of 2 seeds" in capsys.readouterr().out

@@ -4,7 +4,7 @@ import math
 import numpy as np
 from scipy.stats import kendalltau
 
-from bench.mt.stability import replay_patience, seed_tau_bound, task_table
+from bench.mt.stability import replay_patience, seed_tau_bound, task_table, true_spread
 
 
 def rec(losses, min_epochs=0, patience=3):
@@ -36,10 +36,30 @@ def test_seed_bound_matches_simulation():
     assert seed_tau_bound(1.0, 1.0) == 2 / math.pi * math.asin(0.5)
 
 
+def test_the_bound_takes_the_noise_out_of_the_measured_spread():
+    """What the table gets is the std of one seed's values, which holds the seed noise: the bound must match a
+    simulation from that measured std, not treat it as the true spread."""
+    rng = np.random.default_rng(1)
+    true = rng.normal(0, 1.5, 4000)
+    a, b = true + rng.normal(0, 1.0, 4000), true + rng.normal(0, 1.0, 4000)
+    measured = float(np.std(a, ddof=1))
+    assert abs(true_spread(measured, 1.0) - 1.5) < 0.05 and true_spread(0.5, 1.0) == 0.0
+    assert abs(kendalltau(a, b).statistic - seed_tau_bound(true_spread(measured, 1.0), 1.0)) < 0.03
+    rows = [rec([5.0, 4.8 - i / 100, 4.9, 4.95, 4.7 - i / 50]) for i in range(5)]
+    text = "\n".join(task_table("t", rows, {"std": measured, "seed_std": 1.0}))
+    printed = float(text.split("tau ~")[1][:4])
+    assert abs(printed - kendalltau(a, b).statistic) < 0.03
+    # a mean of two seeds per architecture: its noise is 1/sqrt(2), and two such means agree more
+    m1, m2 = (true + rng.normal(0, 1.0, (2, 4000)).mean(0) for _ in range(2))
+    avg = {"std": float(np.std(m1, ddof=1)), "seed_std": 1 / math.sqrt(2), "repeats": [2]}
+    text = "\n".join(task_table("t", rows, {"std": measured, "seed_std": 1.0}, avg))
+    assert "mean of 2 seeds" in text and abs(float(text.split("tau ~")[2][:4]) - kendalltau(m1, m2).statistic) < 0.03
+
+
 def test_task_table_reads_records_and_states_missing_noise():
     rows = [rec([5.0, 4.8 - i / 100, 4.9, 4.95, 4.7 - i / 50]) for i in range(5)]
     text = "\n".join(task_table("t", rows, {"std": 0.1}))
     assert "| 1 | " in text and "| 2 | " in text and "no seed-noise runs yet" in text
-    text = "\n".join(task_table("t", rows, {"std": 0.1, "seed_std": 0.1}))
-    assert f"tau ~{seed_tau_bound(0.1, 0.1):.2f}" in text
+    text = "\n".join(task_table("t", rows, {"std": 0.2, "seed_std": 0.1}))
+    assert f"tau ~{seed_tau_bound(math.sqrt(0.2 ** 2 - 0.1 ** 2), 0.1):.2f}" in text
     assert "fewer than 3" in "\n".join(task_table("t", rows[:2], {}))

@@ -7,8 +7,10 @@ A longer patience cannot be replayed (the run stopped), so the table shows how m
 move between ``k`` and the recipe's ``p``; the move from ``p`` to ``2p`` is bounded by the same curves'
 behaviour and by seed noise.  The seed bound: if each architecture's target is its true value plus
 independent Gaussian seed noise, two seeds' values correlate at ``rho = s^2 / (s^2 + n^2)`` (``s`` the
-spread across architectures, ``n`` the pooled seed std), and Kendall's tau between them is
-``2/pi * asin(rho)``; no recipe change can be judged stable beyond that.
+true spread across architectures, ``n`` the pooled seed std), and Kendall's tau between them is
+``2/pi * asin(rho)``; no recipe change can be judged stable beyond that.  The measured spread of one seed's
+values holds the noise too (its variance is ``s^2 + n^2``), so ``s^2`` is estimated as the measured
+variance minus ``n^2``.
 
 ``python -m bench.mt.stability suites/americasnlp.yaml [--task T]`` prints the Markdown PILOT.md shows.
 """
@@ -36,16 +38,24 @@ def replay_patience(rec: dict, patience: int) -> tuple[float, int]:
 
 
 def seed_tau_bound(spread_std: float, seed_std: float) -> float:
-    """Expected Kendall tau between two training seeds' rankings (Gaussian model above)."""
+    """Expected Kendall tau between two training seeds' rankings (Gaussian model above; ``spread_std`` the
+    true spread ``s``, without the noise)."""
     if seed_std <= 0:
         return 1.0
     rho = spread_std ** 2 / (spread_std ** 2 + seed_std ** 2)
     return 2 / math.pi * math.asin(rho)
 
 
-def task_table(name: str, rows: list[dict], nll: dict) -> list[str]:
+def true_spread(measured_std: float, seed_std: float) -> float:
+    """``s`` from the measured spread of single-seed values (variance ``s^2 + n^2``): 0 where the noise is as
+    large as all of it."""
+    return math.sqrt(max(measured_std ** 2 - seed_std ** 2, 0.0))
+
+
+def task_table(name: str, rows: list[dict], nll: dict, averaged: dict | None = None) -> list[str]:
     """Markdown lines for one task: tau(valid_nll at patience k, at the recipe's patience) for k < p, and the
-    seed bound from ``nll`` (the suite summary's valid_nll entry: ``std`` across architectures, ``seed_std``)."""
+    seed bound from ``nll`` (the suite summary's valid_nll entry: ``std`` across architectures, ``seed_std``),
+    and from ``averaged`` (its entry for a seed-averaged target, ``source.duplicates: mean``) where given."""
     from scipy.stats import kendalltau
 
     rows = [r for r in rows if r.get("status") == "ok" and r.get("evals")]
@@ -66,10 +76,17 @@ def task_table(name: str, rows: list[dict], nll: dict) -> list[str]:
     out.append("")
     spread, seed = nll.get("std", math.nan), nll.get("seed_std")
     if seed is not None:
-        out.append(f"Seed bound on valid_nll: spread std {spread:.3f}, pooled seed std {seed:.3f}, so two "
-                   f"training seeds would rank these architectures at tau ~{seed_tau_bound(spread, seed):.2f}.")
+        s = true_spread(spread, seed)
+        out.append(f"Seed bound on valid_nll: measured spread std {spread:.3f} (one seed: noise included), pooled "
+                   f"seed std {seed:.3f}, so the true spread is ~{s:.3f} and two training seeds would rank these "
+                   f"architectures at tau ~{seed_tau_bound(s, seed):.2f}.")
     else:
         out.append(f"Seed bound on valid_nll: no seed-noise runs yet (spread std {spread:.3f}).")
+    if averaged and averaged.get("seed_std") is not None:
+        s, k = true_spread(averaged["std"], averaged["seed_std"]), "/".join(map(str, averaged["repeats"]))
+        out.append(f"The suite reads valid_nll as a mean of {k} seeds: spread std of the means {averaged['std']:.3f}, "
+                   f"their noise {averaged['seed_std']:.3f}, so two independent such means would rank these "
+                   f"architectures at tau ~{seed_tau_bound(s, averaged['seed_std']):.2f}.")
     out.append("")
     return out
 
@@ -87,7 +104,8 @@ def main(argv=None) -> int:
     tasks = [t for t in suite.tasks if t.measure] if a.task == "all" else [suite.task(a.task)]
     lines: list[str] = []
     for t in tasks:
-        lines += task_table(t.name, read_records(output_path(t)), task_summary(t)["valid_nll"])
+        summ = task_summary(t)
+        lines += task_table(t.name, read_records(output_path(t)), summ["valid_nll"], summ["averaged"].get("valid_nll"))
     print("\n".join(lines))
     return 0
 
