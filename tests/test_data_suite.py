@@ -220,6 +220,31 @@ def test_records_from_several_files_averaged_over_seeds(tmp_path):
         load_suite(_suite(tmp_path, body.replace("[{path: s0.jsonl}, {path: s1.jsonl}]", "[]") % "mean"))
 
 
+def test_a_seed_mean_refuses_a_repeated_seed_and_drops_per_run_extras(tmp_path):
+    """duplicates: mean averages distinct seeds: the same (architecture, seed) twice is an error naming both lines;
+    the averaged record keeps only what its rows share; a missing target is counted in rows, naming every file."""
+    import json
+
+    write = lambda name, rows: (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))  # noqa: E731
+    write("s0.jsonl", [{"arch": _arch(n), "seed": 0, "bleu": 20.0 + n, "wall_seconds": 10.0 + n, "params": n}
+                       for n in (1, 2)])
+    write("s1.jsonl", [{"arch": _arch(n), "seed": 1, "bleu": 22.0 + n, "wall_seconds": 30.0, "params": n}
+                       for n in (1, 2)])
+    body = ("name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    source: {kind: records, file: [{path: s0.jsonl}, "
+            "{path: %s}], targets: {bleu: {unit: BLEU}}, train_size: 1, duplicates: mean}" + SPACE)
+    recs = load_suite(_suite(tmp_path, body % "s1.jsonl")).tasks[0].records
+    assert [r.targets["bleu"] for r in recs] == [22.0, 23.0]
+    assert recs[0].extras["params"] == 1 and recs[0].extras["seeds"] == [0, 1]
+    assert "wall_seconds" not in recs[0].extras and "seed" not in recs[0].extras  # one seed's, not the mean's
+    write("again.jsonl", [{"arch": _arch(2), "seed": 0, "bleu": 30.0}])
+    with pytest.raises(SuiteError, match=r"again.jsonl: line 1: architecture and seed 0 repeat .*s0.jsonl: line 2; "
+                                         r"a seed mean .* averages distinct seeds"):
+        load_suite(_suite(tmp_path, body % "again.jsonl")).tasks[0].records  # noqa: B018
+    write("gap.jsonl", [{"arch": _arch(1), "seed": 1, "bleu": None}])
+    with pytest.raises(SuiteError, match=r"s0.jsonl, .*gap.jsonl: target bleu .* in 1 of 3 rows"):
+        load_suite(_suite(tmp_path, body % "gap.jsonl")).tasks[0].records  # noqa: B018
+
+
 def test_shipped_files_need_no_mirror_and_no_network(tmp_path, monkeypatch):
     """The default suites' labelled files ship in the package: found with no mirror, no cache and no network."""
     monkeypatch.delenv("BENCH_DATA_DIR")

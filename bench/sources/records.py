@@ -75,6 +75,7 @@ class RecordsSource(Source):
         specs = src["file"] if isinstance(src["file"], list) else [src["file"]]
         paths = [data.resolve(spec, task.suite.path.parent) for spec in specs]
         path = paths[0]
+        named = path if len(paths) == 1 else ", ".join(map(str, paths))  # the files, in error messages
         cols = {name: (t or {}).get("column", name) for name, t in src["targets"].items()}
         rows = []
         for p in paths:
@@ -83,9 +84,9 @@ class RecordsSource(Source):
             rows = [r for r in rows if row_passes(r, src["filter"])]
         for name, col in cols.items():
             if rows and not any(col in r for r in rows):
-                raise SuiteError(f"{path}: column {col!r} (target {name}) is in no row; columns: "
+                raise SuiteError(f"{named}: column {col!r} (target {name}) is in no row; columns: "
                                  f"{sorted(rows[0])}; fix source.targets.{name}.column in {task.suite.path}")
-        records, seen, dropped = [], {}, dict.fromkeys(cols, 0)
+        records, seen, seen_seed, dropped = [], {}, {}, dict.fromkeys(cols, 0)
         for i, row in enumerate(rows):
             rp = row.pop("_file")
             where = f"{rp}: {'row' if rp.suffix == '.csv' else 'line'} {row.get('_line', i + 1)}"
@@ -103,20 +104,26 @@ class RecordsSource(Source):
                 raise SuiteError(f"{where}: duplicate architecture (same as {seen[key]}); remove one, or set "
                                  f"source.duplicates: keep (or mean) in {task.suite.path} if repeats are on purpose")
             seen.setdefault(key, where.rsplit(": ", 1)[-1])
+            if src.get("duplicates") == "mean" and row.get("seed") is not None:
+                if (key, row["seed"]) in seen_seed:
+                    raise SuiteError(f"{where}: architecture and seed {row['seed']!r} repeat {seen_seed[key, row['seed']]}; "
+                                     f"a seed mean (source.duplicates: mean) averages distinct seeds: remove one, or "
+                                     f"narrow source.filter in {task.suite.path} to one run per seed")
+                seen_seed[key, row["seed"]] = where
             extras = {k: v for k, v in row.items() if k not in cols.values() and k != "_line"}
             records.append(Record(id=f"{i}:{key}", arch=arch, targets=targets, extras=extras))
-        notes = []
+        notes, n_rows = [], len(records)
         if src.get("duplicates") == "mean":
             records, note = _mean_repeats(records)
             if note:
                 notes.append(note)
         for name, n in dropped.items():
             if n and not src.get("drop_missing", False):
-                raise SuiteError(f"{path}: target {name} ({cols[name]}) is missing, NaN or infinite in {n} of "
-                                 f"{len(records)} rows; fill them, or set source.drop_missing: true in "
+                raise SuiteError(f"{named}: target {name} ({cols[name]}) is missing, NaN or infinite in {n} of "
+                                 f"{n_rows} rows; fill them, or set source.drop_missing: true in "
                                  f"{task.suite.path} to leave those rows out of that target")
             if n:
-                notes.append(f"{n} of {len(records)} rows of {path.name} have no finite `{name}` and are left out "
+                notes.append(f"{n} of {n_rows} rows of {', '.join(p.name for p in paths)} have no finite `{name}` and are left out "
                              f"of that target (source.drop_missing: true).")
         seeds = src.get("seeds") or [0, 1, 2]
         if src["train_size"] >= len(records):
@@ -164,7 +171,10 @@ def _mean_repeats(records: list[Record]) -> tuple[list[Record], str]:
         for name in rs[0].targets:
             vals = [r.targets[name] for r in rs if math.isfinite(r.targets.get(name, math.nan))]
             targets[name] = statistics.fmean(vals) if vals else float("nan")
-        extras = {**rs[0].extras, "repeats": len(rs)}
+        # what the rows share (the architecture's costs, the recipe); a per-run field (wall time, the training
+        # log, a non-target score) of one seed would be wrong for the mean, so it is left out
+        extras = {k: v for k, v in rs[0].extras.items() if all(r.extras.get(k, math.nan) == v for r in rs[1:])}
+        extras["repeats"] = len(rs)
         if all("seed" in r.extras for r in rs):
             extras["seeds"] = sorted(r.extras["seed"] for r in rs)
         out.append(Record(id=rs[0].id, arch=rs[0].arch, targets=targets, extras=extras))
