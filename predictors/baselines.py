@@ -160,18 +160,26 @@ class NoiseCeiling(Predictor):
                 return b + target[len(a):]
         return None
 
-    def _seed_twins(self, task, target) -> dict | None:
+    def _seed_twins(self, task, target) -> tuple[dict | None, str]:
+        """Each architecture's second-seed value of ``target`` from ``*.noise.jsonl`` beside the records file (the
+        first one where ``source.file`` is a list), or None and why there is none."""
         src = task.cfg.get("source") or {}
-        if src.get("kind") != "records" or not isinstance(src.get("file"), dict) or "path" not in src["file"]:
-            return None
+        spec = src.get("file")
+        spec = spec[0] if isinstance(spec, list) and spec else spec
+        none = f"task {task.name} has no seed repeats (*.noise.jsonl next to its records)"
+        if src.get("kind") != "records" or not isinstance(spec, dict) or "path" not in spec:
+            return None, none
+        if src.get("duplicates") == "mean":  # the repeats are inside the target: a twin would share its seeds
+            return None, (f"task {task.name} reads each target as a mean over seeds (source.duplicates: mean): a "
+                          f"second seed is part of that mean, not an independent twin; use twin=split")
         from bench.data import resolve
         from bench.sources import read_rows
         from bench.sources.records import row_passes
         from bench.space import parse_arch
-        path = resolve(src["file"], task.suite.path.parent)
+        path = resolve(spec, task.suite.path.parent)
         noise = path.with_name(path.name.split(".")[0] + ".noise.jsonl")
         if not noise.exists():
-            return None
+            return None, none
         col = (src["targets"].get(target) or {}).get("column", target)
         out: dict[str, float] = {}
         rows = [r for r in read_rows(noise) if row_passes(r, src.get("filter") or {})]
@@ -179,19 +187,19 @@ class NoiseCeiling(Predictor):
             key = task.space.validate(parse_arch(row.get("arch", row))).key()
             if key not in out and row.get(col) is not None:
                 out[key] = float(row[col])
-        return out or None
+        return (out, "") if out else (None, none)
 
     def supports(self, task, target):
         twin = self.config["twin"]
         if twin not in ("auto", "seed", "split"):
             return f"twin={twin!r} is not allowed; allowed values: ['auto', 'seed', 'split']"
         if twin in ("auto", "seed"):
-            self.twins = self._seed_twins(task, target)
+            self.twins, why = self._seed_twins(task, target)
             if self.twins is not None:
                 self.kind = "seed"
                 return None
             if twin == "seed":
-                return f"task {task.name} has no seed repeats (*.noise.jsonl next to its records)"
+                return why
         other = self._split_twin(target)
         if other is None or not task.records or other not in task.records[0].targets:
             return f"target {target!r} has no twin measurement in task {task.name}"

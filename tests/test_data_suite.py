@@ -245,6 +245,34 @@ def test_a_seed_mean_refuses_a_repeated_seed_and_drops_per_run_extras(tmp_path):
         load_suite(_suite(tmp_path, body % "gap.jsonl")).tasks[0].records  # noqa: B018
 
 
+def test_noise_ceiling_seed_twin_with_a_list_file_and_a_seed_mean(tmp_path):
+    """twin=seed reads *.noise.jsonl beside the first records file, also where source.file is a list; where the
+    target is a seed mean, the second seed is inside it, so twin=seed is refused and auto falls back to split."""
+    import json
+
+    from predictors.base import Context
+    from predictors.registry import create
+
+    write = lambda name, rows: (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))  # noqa: E731
+    write("r.jsonl", [{"arch": _arch(n), "seed": 0, "valid_bleu": 20.0 + n, "test_bleu": 19.0 + n} for n in (1, 2)])
+    write("r.noise.jsonl", [{"arch": _arch(n), "seed": 1, "valid_bleu": 25.0 + n, "test_bleu": 9.0} for n in (1, 2)])
+    body = ("name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    source: {kind: records, file: %s, "
+            "targets: {valid_bleu: {unit: BLEU}, test_bleu: {unit: BLEU}}, train_size: 1%s}" + SPACE)
+
+    def ceiling(file, extra, twin):
+        task = load_suite(_suite(tmp_path, body % (file, extra))).tasks[0]
+        p = create(f"noise-ceiling[twin={twin}]", Context(task, "valid_bleu", 0))
+        why = p.supports(task, "valid_bleu")
+        return why, (None if why else list(p.predict([r.arch for r in task.records])))
+
+    assert ceiling("{path: r.jsonl}", "", "seed") == (None, [26.0, 27.0])
+    assert ceiling("[{path: r.jsonl}]", "", "seed") == (None, [26.0, 27.0])  # a list: its first file's twins
+    mean = ", duplicates: mean, filter: {seed: [0, 1]}"
+    why, _ = ceiling("[{path: r.jsonl}, {path: r.noise.jsonl}]", mean, "seed")
+    assert "mean over seeds (source.duplicates: mean)" in why and "use twin=split" in why
+    assert ceiling("[{path: r.jsonl}, {path: r.noise.jsonl}]", mean, "auto") == (None, [14.5, 15.0])  # mean test_bleu
+
+
 def test_shipped_files_need_no_mirror_and_no_network(tmp_path, monkeypatch):
     """The default suites' labelled files ship in the package: found with no mirror, no cache and no network."""
     monkeypatch.delenv("BENCH_DATA_DIR")
