@@ -347,13 +347,26 @@ class Pipeline:
         from .measure import output_path
         return output_path(self.task)
 
+    def snapshots(self) -> list[tuple[Path, Path]]:
+        """(records file, its frozen copy): the file ``bench measure`` fills, then, where ``source.file`` is a list
+        (e.g. seed 0 and its seed-1 twins read as a seed mean) and the task reads it, every other file of it: a
+        snapshot of the first alone would teach the teacher other targets than the suite's."""
+        from .data import resolve
+
+        pairs = [(self.records_path(), self.out / "teacher-records.jsonl")]
+        files = self.task.cfg["source"].get("file")
+        if isinstance(files, list) and not (self.task.cfg.get("measure") or {}).get("records"):
+            pairs += [(resolve(spec, self.suite.path.parent), self.out / f"teacher-records.{i}.jsonl")
+                      for i, spec in enumerate(files[1:], 1)]
+        return pairs
+
     def records_task(self):
         """The task reading the snapshot of its measured records (what the teacher and student learn from)."""
         from .suite import Task
 
-        snap = self.out / "teacher-records.jsonl"
+        snaps = [{"path": str(snap.resolve())} for _, snap in self.snapshots()]
         cfg = copy.deepcopy(self.task.cfg)
-        cfg["source"]["file"] = {"path": str(snap.resolve())}
+        cfg["source"]["file"] = snaps if isinstance(cfg["source"].get("file"), list) else snaps[0]
         t = Task(self.suite, cfg, self.task.where)
         t.vocab_size = self.task.vocab_size
         self.suite.tasks = [t if x.name == t.name else x for x in self.suite.tasks]
@@ -375,16 +388,18 @@ class Pipeline:
         path = self.out / "stages" / "teacher.json"
         got = self._stage("teacher", path, key)
         if got:
-            if not snap.exists():
-                raise UsageError(f"--out {self.out}: {path.name} exists but teacher-records.jsonl is gone; delete "
-                                 f"{path} to redo the teacher stage")
+            for _, sn in self.snapshots():
+                if not sn.exists():
+                    raise UsageError(f"--out {self.out}: {path.name} exists but {sn.name} is gone; delete "
+                                     f"{path} to redo the teacher stage")
             return got
         src = self.records_path()
         if not src.exists():
             raise UsageError(f"{src}: no measured records for task {self.task.name}; measure some first with "
                              f"`python -m bench measure {self.s.suite} --task {self.task.name} --n 30`")
         snap.parent.mkdir(parents=True, exist_ok=True)
-        snap.write_bytes(src.read_bytes())  # frozen: the measurement jobs keep appending to the original
+        for orig, sn in self.snapshots():
+            sn.write_bytes(orig.read_bytes())  # frozen: the measurement jobs keep appending to the original
         rt = self.records_task()
         target = self.target(rt)
         with Clock() as c:
@@ -408,7 +423,8 @@ class Pipeline:
                 best = ok[0]["predictor"]
         got = {"key": key, "teacher": best, "target": target, "leaderboard": table,
                "records": {"file": str(src), "rows": len(rt.records), "sha256": sha256_of(snap),
-                           "train_size": len(rt.split(rt.seeds[0])[0]), "splits": rt.seeds},
+                           "train_size": len(rt.split(rt.seeds[0])[0]), "splits": rt.seeds,
+                           "more_files": [{"file": str(o), "sha256": sha256_of(sn)} for o, sn in self.snapshots()[1:]]},
                "seconds": {"wall": c.wall, "cpu": c.cpu}}
         _dump(path, got)
         self.ran["teacher"] = "ran"

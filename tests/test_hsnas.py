@@ -228,3 +228,30 @@ def test_the_report_says_which_found_architectures_clear_the_floors(tiny, capsys
     assert "- Measured valid chrF above floor (a) (-1.00): 9 of 9 runs; above the highest floor (copy 1000.00): " \
            "0 of 9 (not: " in text
     assert "- Measured test chrF above floor (a) (-1.00): 9 of 9 runs." in text
+
+
+def test_the_teacher_snapshot_holds_every_file_a_list_source_reads(tmp_path):
+    """source.file as a list read as a seed mean: the snapshot task must read the same means, not the first file's
+    seed-0 values alone."""
+    from test_data_suite import SPACE, _arch, _suite
+
+    from bench.hsnas import Pipeline
+    from bench.suite import load_suite
+
+    for name, seed, add in (("r.jsonl", 0, 0.0), ("r.noise.jsonl", 1, 4.0)):
+        (tmp_path / name).write_text("".join(json.dumps({"arch": _arch(n), "seed": seed, "bleu": 20.0 + n + add}) + "\n"
+                                             for n in (1, 2)))
+    body = ("name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    source: {kind: records, file: [{path: r.jsonl}, "
+            "{path: r.noise.jsonl}], targets: {bleu: {unit: BLEU}}, train_size: 1, duplicates: mean}" + SPACE)
+    pipe = Pipeline.__new__(Pipeline)  # only what the snapshot needs: no measure block, no training
+    pipe.suite = load_suite(_suite(tmp_path, body))
+    pipe.task, pipe.out = pipe.suite.tasks[0], tmp_path / "hs"
+    pipe.out.mkdir()
+    pairs = pipe.snapshots()
+    assert [sn.name for _, sn in pairs] == ["teacher-records.jsonl", "teacher-records.1.jsonl"]
+    for orig, sn in pairs:
+        sn.write_bytes(orig.read_bytes())
+    want = [r.targets["bleu"] for r in pipe.task.records]
+    (tmp_path / "r.noise.jsonl").write_text("")  # the originals move on; the snapshot does not
+    rt = pipe.records_task()
+    assert want == [23.0, 24.0] and [r.targets["bleu"] for r in rt.records] == want
