@@ -388,8 +388,14 @@ def _smoke_recipe(args, task, recipe):
 
     if args.max_steps < 1:
         raise SuiteError(f"--max-steps: must be >= 1, got {args.max_steps}")
-    suite_files = {output_path(task), output_path(task, noise=True)}
-    if args.out is None or Path(os.path.normpath(args.out.absolute())) in suite_files:
+    def norm(p) -> Path:  # absolute: a suite given by a relative path gives relative output paths
+        return Path(os.path.normpath(Path(p).absolute()))
+
+    files = task.cfg["source"].get("file")
+    suite_files = {norm(output_path(task)), norm(output_path(task, noise=True))} | {  # every records file it reads
+        norm(task.suite.path.parent / f["path"]) for f in (files if isinstance(files, list) else [files])
+        if isinstance(f, dict) and isinstance(f.get("path"), str)}
+    if args.out is None or norm(args.out) in suite_files:
         raise SuiteError("--max-steps: a smoke run's records never go to the suite's records file; "
                          "pass --out FILE (another file)")
     return dataclasses.replace(recipe, max_steps=args.max_steps)

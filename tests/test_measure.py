@@ -128,6 +128,20 @@ def test_a_repair_keeps_the_writers_lock(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_a_smoke_run_never_writes_a_file_the_suite_reads(tmp_path, capsys, monkeypatch):
+    """--max-steps refuses every records file of a list source.file, also when the suite is named by a relative path
+    and --out by an absolute one (the guard compared a relative output path with an absolute --out)."""
+    suite = make_suite(tmp_path, steps=3)
+    suite.write_text(suite.read_text().replace("file: {path: out/t.jsonl}",
+                                               "file: [{path: out/t.jsonl}, {path: out/more.jsonl}]"))
+    monkeypatch.chdir(tmp_path)
+    for out in (tmp_path / "out" / "t.jsonl", tmp_path / "out" / "more.jsonl", Path("out/more.jsonl")):
+        assert main(["measure", "tiny.yaml", "--task", "t", "--n", "1", "--max-steps", "1", "--out", str(out),
+                     "--no-progress"]) == 2
+        assert "a smoke run's records never go to the suite's records file" in capsys.readouterr().err
+        assert not out.exists()
+
+
 def test_resume_after_kill_and_bench_run_on_the_measured_file(tmp_path, capsys):
     suite = make_suite(tmp_path, steps=20)
     out = tmp_path / "out" / "t.jsonl"
