@@ -70,19 +70,20 @@ def _averaged(task, out) -> dict:
     if (task.cfg.get("source") or {}).get("duplicates") != "mean":
         return {}
     recs = task.records
-    inv_k = float(np.mean([1 / r.extras.get("repeats", 1) for r in recs]))
     res = {}
     for name, spec in task.cfg["source"]["targets"].items():
         t = (spec or {}).get("column", name)
         t = "valid_nll" if t == "best_dev_loss" else t  # the record's two names of one number
         if t not in SUMMARY_FIELDS:
             continue
-        xs = [r.targets[name] for r in recs if math.isfinite(r.targets.get(name, math.nan))]
+        fin = [r for r in recs if math.isfinite(r.targets.get(name, math.nan))]  # k over these, not all records
+        xs = [r.targets[name] for r in fin]
         if len(xs) < 2:
             continue
         s = {"n": len(xs), "mean": float(np.mean(xs)), "std": _std(xs), "min": float(min(xs)),
-             "max": float(max(xs)), "repeats": sorted({r.extras.get("repeats", 1) for r in recs})}
+             "max": float(max(xs)), "repeats": sorted({r.extras.get("repeats", 1) for r in fin})}
         if "seed_std" in out.get(t, {}):
+            inv_k = float(np.mean([1 / r.extras.get("repeats", 1) for r in fin]))
             s["seed_std"] = out[t]["seed_std"] * math.sqrt(inv_k)
             s["spread_over_noise"] = s["std"] / s["seed_std"] if s["seed_std"] > 0 else math.nan
         res[t] = s

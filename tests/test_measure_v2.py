@@ -252,3 +252,18 @@ def test_summary_states_the_noise_of_a_seed_averaged_target(tmp_path, capsys):
     from bench.mt.stability import main as stability
     assert stability([str(suite)]) == 0
     assert "The suite reads valid_nll as a mean of 2 seeds" in capsys.readouterr().out
+
+
+def test_averaged_noise_counts_k_over_the_records_that_have_the_target():
+    """sqrt(mean 1/k) runs over the architectures whose mean is finite: one that lacks the target does not lower it."""
+    from types import SimpleNamespace
+
+    from bench.measure_summary import _averaged
+    from bench.types import Record
+
+    recs = [Record(id=str(i), arch=None, targets={"v": v}, extras={"repeats": k})
+            for i, (v, k) in enumerate([(1.0, 1), (2.0, 1), (math.nan, 2), (math.nan, 2)])]
+    task = SimpleNamespace(cfg={"source": {"duplicates": "mean", "targets": {"v": {"column": "valid_nll"}}}},
+                           records=recs)
+    got = _averaged(task, {"valid_nll": {"seed_std": 0.5}})["valid_nll"]
+    assert got["n"] == 2 and got["repeats"] == [1] and got["seed_std"] == 0.5
