@@ -216,6 +216,10 @@ def test_records_from_several_files_averaged_over_seeds(tmp_path):
     with pytest.raises(SuiteError, match=r"source.duplicates.*'median' is not allowed; allowed values: "
                                          r"\['error', 'keep', 'mean'\]"):
         load_suite(_suite(tmp_path, body % "median"))
+    with pytest.raises(SuiteError, match=r"source.filter: must map a column to a value or a list of values"):
+        load_suite(_suite(tmp_path, body.replace("train_size: 1,", "train_size: 1, filter: [seed],") % "mean"))
+    with pytest.raises(SuiteError, match=r"source.filter.seed: an empty list keeps no row"):
+        load_suite(_suite(tmp_path, body.replace("train_size: 1,", "train_size: 1, filter: {seed: []},") % "mean"))
     with pytest.raises(SuiteError, match=r"source.file: an empty list"):
         load_suite(_suite(tmp_path, body.replace("[{path: s0.jsonl}, {path: s1.jsonl}]", "[]") % "mean"))
 

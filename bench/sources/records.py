@@ -46,6 +46,13 @@ class RecordsSource(Source):
         if src.get("duplicates", "error") not in DUPLICATES:
             raise task.error("source.duplicates", f"{src['duplicates']!r} is not allowed; allowed values: "
                                                   f"{list(DUPLICATES)}")
+        flt = src.get("filter")
+        if flt is not None and not isinstance(flt, dict):
+            raise task.error("source.filter", f"must map a column to a value or a list of values, e.g. "
+                                              f"{{status: ok, seed: [0, 1]}}, got {flt!r}")
+        for k, v in (flt or {}).items():
+            if isinstance(v, list) and not v:
+                raise task.error(f"source.filter.{k}", "an empty list keeps no row; list the values to keep")
         if not isinstance(src.get("drop_missing", False), bool):
             raise task.error("source.drop_missing", "must be true or false")
         if "floors" in src:
