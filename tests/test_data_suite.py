@@ -211,7 +211,7 @@ def test_records_from_several_files_averaged_over_seeds(tmp_path):
     only0 = load_suite(_suite(tmp_path, body.replace("train_size: 1,", "train_size: 1, filter: {seed: [0]},")
                               % "mean")).tasks[0]  # a list in source.filter: any of its values
     assert [r.targets["bleu"] for r in only0.records] == [21.0, 22.0]
-    with pytest.raises(SuiteError, match=r"s1.jsonl: line 1: duplicate architecture .*duplicates: keep \(or mean\)"):
+    with pytest.raises(SuiteError, match=r"s1.jsonl: line 1: duplicate architecture \(same as \S*s0.jsonl: line 1\).*duplicates: keep \(or mean\)"):
         load_suite(_suite(tmp_path, body % "error")).tasks[0].records  # noqa: B018
     with pytest.raises(SuiteError, match=r"source.duplicates.*'median' is not allowed; allowed values: "
                                          r"\['error', 'keep', 'mean'\]"):

@@ -110,7 +110,7 @@ class RecordsSource(Source):
             if key in seen and src.get("duplicates", "error") == "error":
                 raise SuiteError(f"{where}: duplicate architecture (same as {seen[key]}); remove one, or set "
                                  f"source.duplicates: keep (or mean) in {task.suite.path} if repeats are on purpose")
-            seen.setdefault(key, where.rsplit(": ", 1)[-1])
+            seen.setdefault(key, where if len(paths) > 1 else where.rsplit(": ", 1)[-1])  # which file, if several
             if src.get("duplicates") == "mean" and row.get("seed") is not None:
                 if (key, row["seed"]) in seen_seed:
                     raise SuiteError(f"{where}: architecture and seed {row['seed']!r} repeat {seen_seed[key, row['seed']]}; "
