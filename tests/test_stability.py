@@ -63,3 +63,11 @@ def test_task_table_reads_records_and_states_missing_noise():
     text = "\n".join(task_table("t", rows, {"std": 0.2, "seed_std": 0.1}))
     assert f"tau ~{seed_tau_bound(math.sqrt(0.2 ** 2 - 0.1 ** 2), 0.1):.2f}" in text
     assert "fewer than 3" in "\n".join(task_table("t", rows[:2], {}))
+
+
+def test_bad_input_is_one_error_line(tmp_path, capsys):
+    from bench.mt.stability import main
+
+    assert main([str(tmp_path / "none.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "suite file not found" in err[0]

@@ -100,12 +100,18 @@ def main(argv=None) -> int:
     ap.add_argument("suite")
     ap.add_argument("--task", default="all")
     a = ap.parse_args(argv)
-    suite = load_suite(a.suite)
-    tasks = [t for t in suite.tasks if t.measure] if a.task == "all" else [suite.task(a.task)]
-    lines: list[str] = []
-    for t in tasks:
-        summ = task_summary(t)
-        lines += task_table(t.name, read_records(output_path(t)), summ["valid_nll"], summ["averaged"].get("valid_nll"))
+    from ..cli import ERRORS
+    try:
+        suite = load_suite(a.suite)
+        tasks = [t for t in suite.tasks if t.measure] if a.task == "all" else [suite.task(a.task)]
+        lines: list[str] = []
+        for t in tasks:
+            summ = task_summary(t)
+            lines += task_table(t.name, read_records(output_path(t)), summ["valid_nll"],
+                                summ["averaged"].get("valid_nll"))
+    except ERRORS as exc:  # one line, never a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print("\n".join(lines))
     return 0
 
