@@ -277,6 +277,24 @@ def test_noise_ceiling_seed_twin_with_a_list_file_and_a_seed_mean(tmp_path):
     assert ceiling("[{path: r.jsonl}, {path: r.noise.jsonl}]", mean, "auto") == (None, [14.5, 15.0])  # mean test_bleu
 
 
+def test_seed_noise_beside_the_spread_is_a_leaderboard_note(tmp_path):
+    """A records file with a *.noise.jsonl twin: each target's spread / pooled seed std, bold below 3."""
+    import json
+
+    write = lambda name, rows: (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))  # noqa: E731
+    write("m.jsonl", [{"arch": _arch(1), "seed": 0, "bleu": 20.0}, {"arch": _arch(2), "seed": 0, "bleu": 21.0}])
+    write("m.noise.jsonl", [{"arch": _arch(1), "seed": s, "bleu": b} for s, b in ((1, 22.0), (2, 24.0))])
+    body = ("name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    source: {kind: records, file: {path: m.jsonl}, "
+            "targets: {bleu: {unit: BLEU}}, train_size: 1}" + SPACE)
+    task = load_suite(_suite(tmp_path, body)).tasks[0]
+    note = next(n for n in task.data.notes if n.startswith("Spread across the 2 architectures against seed noise"))
+    assert "1 architectures with 2+ seeds in m.noise.jsonl" in note and "`bleu` 0.707 / 2 = **0.4**" in note
+    assert str(tmp_path / "m.noise.jsonl") in task.data.files  # its hash goes into the run's provenance
+    write("m.noise.jsonl", [{"arch": _arch(1), "seed": 1, "bleu": 20.1}])
+    note = next(n for n in load_suite(_suite(tmp_path, body)).tasks[0].data.notes if n.startswith("Spread"))
+    assert "`bleu` 0.707 / 0.0707 = 10.0" in note  # not bold: seed noise is well below the spread
+
+
 def test_shipped_files_need_no_mirror_and_no_network(tmp_path, monkeypatch):
     """The default suites' labelled files ship in the package: found with no mirror, no cache and no network."""
     monkeypatch.delenv("BENCH_DATA_DIR")

@@ -120,6 +120,7 @@ class RecordsSource(Source):
             extras = {k: v for k, v in row.items() if k not in cols.values() and k != "_line"}
             records.append(Record(id=f"{i}:{key}", arch=arch, targets=targets, extras=extras))
         notes, n_rows = [], len(records)
+        runs = [(r.arch.key(), r.extras.get("seed"), r.targets) for r in records]  # before any averaging
         if src.get("duplicates") == "mean":
             records, note = _mean_repeats(records)
             if note:
@@ -138,6 +139,11 @@ class RecordsSource(Source):
                                                   f"({len(records)} records in {path})")
         splits = random_splits(len(records), src["train_size"], seeds, src.get("test_size"))
         files = [str(p) for p in paths]
+        noise = path.with_name(path.name.split(".")[0] + ".noise.jsonl")
+        if noise.exists():
+            if noise not in paths:
+                files.append(str(noise))
+            notes += seed_noise_notes(task, src, noise, runs, records, noise in paths)
         if src.get("floors"):
             fpath = data.resolve(src["floors"], task.suite.path.parent)
             files.append(str(fpath))
@@ -191,6 +197,51 @@ def _mean_repeats(records: list[Record]) -> tuple[list[Record], str]:
     per = ", ".join(f"{sum(len(rs) == c for rs in groups.values())} with {c}" for c in counts)
     return out, (f"Targets are the mean over each architecture's repeated runs (source.duplicates: mean): "
                  f"{len(groups)} architectures from {len(records)} rows ({per}).")
+
+
+def seed_noise_notes(task, src, noise_path, runs, records, in_paths: bool) -> list[str]:
+    """Each target's seed noise beside its spread across architectures, from the records' seed repeats
+    (``<records>.noise.jsonl``, what ``bench measure --noise`` writes): below a ratio of 3 a predictor's rank on
+    the target is partly chance, and the leaderboard says so before anyone ranks on it."""
+    by: dict[tuple, dict] = {(k, sd): t for k, sd, t in runs if sd is not None}
+    if not in_paths:
+        flt = {k: v for k, v in (src.get("filter") or {}).items() if k != "seed"}  # every seed counts for noise
+        cols = {name: (t or {}).get("column", name) for name, t in src["targets"].items()}
+        for row in read_rows(noise_path):
+            if not row_passes(row, flt) or row.get("seed") is None:
+                continue
+            try:
+                key = task.space.validate(parse_arch(row.get("arch", row))).key()
+            except (ArchError, KeyError, TypeError, AttributeError):
+                continue  # an architecture the suite does not read
+            vals = {}
+            for name, col in cols.items():
+                v = row.get(col)
+                vals[name] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+            by.setdefault((key, row["seed"]), vals)
+    groups: dict[str, list[dict]] = {}
+    for (key, _), t in by.items():
+        groups.setdefault(key, []).append(t)
+    inv_k = statistics.fmean(1 / r.extras.get("repeats", 1) for r in records)
+    parts, n_archs = [], 0
+    for name in records[0].targets if records else []:
+        var = [statistics.variance(v) for g in groups.values()
+               if len(v := [t[name] for t in g if math.isfinite(t.get(name, math.nan))]) > 1]
+        spread = [r.targets[name] for r in records if math.isfinite(r.targets.get(name, math.nan))]
+        if not var or len(spread) < 2:
+            continue
+        n_archs = max(n_archs, len(var))
+        noise = math.sqrt(statistics.fmean(var) * inv_k)
+        sd = statistics.stdev(spread)
+        ratio = sd / noise if noise > 0 else math.inf
+        parts.append(f"`{name}` {sd:.3g} / {noise:.3g} = " + (f"**{ratio:.1f}**" if ratio < 3 else f"{ratio:.1f}"))
+    if not parts:
+        return []
+    of = "" if inv_k == 1 else " of the seed mean the suite reads"
+    return [f"Spread across the {len(records)} architectures against seed noise{of} (spread std / seed std = "
+            f"ratio; the seed std pooled over the {n_archs} architectures with 2+ seeds in {noise_path.name}): {', '.join(parts)}. A ratio below 3 (bold) "
+            f"means seed noise is more than a third of the spread: a predictor's rank on that target is partly "
+            f"chance."]
 
 
 def floor_notes(path, cols: dict[str, str], records: list[Record]) -> list[str]:
