@@ -171,13 +171,18 @@ def markdown(results: dict) -> str:
     ref = results.get("reference") or {}
     notes = results.get("notes") or {}
     skipped = results.get("skipped") or []
+    split_ceilings = {r["predictor"] for r in results.get("runs") or [] if (r.get("details") or {}).get("twin") == "split"}
     for tab in tables(results):
         lines.append(f"## {tab['task']} — target `{tab['target']}`")
         lines.append("")
         lines.append(_table(tab["rows"], tab["columns"]))
         lines.append("")
         if tab["ceiling"]:
-            lines += ["Noise ceiling — a twin measurement as the prediction (reference, **not ranked**):", "",
+            split_twin = any(r["predictor"] in split_ceilings for r in tab["ceiling"])
+            lines += ["Noise ceiling — a twin measurement as the prediction (reference, **not ranked**)"
+                      + (". `twin=split` is the valid and test score of one trained model: it bounds evaluation-set "
+                         "noise only, not training-seed noise (see the seed-noise data note, where there is one)"
+                         if split_twin else "") + ":", "",
                       _table(tab["ceiling"], tab["columns"], versus=False), ""]
         if tab["in_sample"]:
             lines += ["In-sample, **not ranked** — scored on data these predictors were fitted on "

@@ -129,6 +129,7 @@ def test_noise_ceiling_is_the_twin_scored_alike_and_never_ranked(wmt14_run):
         assert all(not r["predictor"].startswith("noise-ceiling") for r in tab["rows"])
     md = report.markdown(wmt14_run)
     assert "Noise ceiling" in md and "Holm" in md and "α = 0.05" in md
+    assert "it bounds evaluation-set noise only, not training-seed noise" in md  # what a valid/test twin misses
 
 
 def test_every_ranked_row_carries_a_paired_test_against_the_best(wmt14_run):
