@@ -182,8 +182,8 @@ def output_path(task, noise: bool = False) -> Path:
     src = task.cfg["source"]
     rel = (task.cfg.get("measure") or {}).get("records")
     if rel is None:
-        spec = src.get("file")
-        spec = spec[0] if isinstance(spec, list) and spec else spec
+        from .sources.records import file_specs
+        spec = (file_specs(src) or [None])[0]
         if src.get("kind") != "records" or not isinstance(spec, dict) or "path" not in spec:
             raise task.error("source", "`bench measure` writes to the task's records file: use "
                                        "source: {kind: records, file: {path: ...}} or measure.records: PATH")
@@ -391,9 +391,9 @@ def _smoke_recipe(args, task, recipe):
     def norm(p) -> Path:  # absolute: a suite given by a relative path gives relative output paths
         return Path(os.path.normpath(Path(p).absolute()))
 
-    files = task.cfg["source"].get("file")
+    from .sources.records import file_specs
     suite_files = {norm(output_path(task)), norm(output_path(task, noise=True))} | {  # every records file it reads
-        norm(task.suite.path.parent / f["path"]) for f in (files if isinstance(files, list) else [files])
+        norm(task.suite.path.parent / f["path"]) for f in file_specs(task.cfg["source"])
         if isinstance(f, dict) and isinstance(f.get("path"), str)}
     if args.out is None or norm(args.out) in suite_files:
         raise SuiteError("--max-steps: a smoke run's records never go to the suite's records file; "

@@ -163,9 +163,9 @@ class NoiseCeiling(Predictor):
     def _seed_twins(self, task, target) -> tuple[dict | None, str]:
         """Each architecture's second-seed value of ``target`` from ``*.noise.jsonl`` beside the records file (the
         first one where ``source.file`` is a list), or None and why there is none."""
+        from bench.sources.records import file_specs, noise_twin, row_passes
         src = task.cfg.get("source") or {}
-        spec = src.get("file")
-        spec = spec[0] if isinstance(spec, list) and spec else spec
+        spec = (file_specs(src) or [None])[0]
         none = f"task {task.name} has no seed repeats (*.noise.jsonl next to its records)"
         if src.get("kind") != "records" or not isinstance(spec, dict) or "path" not in spec:
             return None, none
@@ -174,10 +174,9 @@ class NoiseCeiling(Predictor):
                           f"second seed is part of that mean, not an independent twin; use twin=split")
         from bench.data import resolve
         from bench.sources import read_rows
-        from bench.sources.records import row_passes
         from bench.space import parse_arch
         path = resolve(spec, task.suite.path.parent)
-        noise = path.with_name(path.name.split(".")[0] + ".noise.jsonl")
+        noise = noise_twin(path)
         if not noise.exists():
             return None, none
         col = (src["targets"].get(target) or {}).get("column", target)

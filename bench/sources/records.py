@@ -16,6 +16,17 @@ from .base import Source, random_splits, read_rows, source
 DUPLICATES = ("error", "keep", "mean")
 
 
+def file_specs(src: dict) -> list:
+    """``source.file`` as a list: one spec, or the list given (the first is the file ``bench measure`` fills)."""
+    spec = src.get("file")
+    return spec if isinstance(spec, list) else [spec]
+
+
+def noise_twin(path):
+    """The seed repeats ``bench measure --noise`` writes next to a records file: ``<name>.noise.jsonl``."""
+    return path.with_name(path.name.split(".")[0] + ".noise.jsonl")
+
+
 @source("records")
 class RecordsSource(Source):
     """Your own measurements: a JSONL (one object per architecture, arch under ``arch`` or arch_info) or a CSV
@@ -37,7 +48,7 @@ class RecordsSource(Source):
         if seeds is not None and (not isinstance(seeds, list) or not seeds
                                   or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
             raise task.error("source.seeds", f"must be a non-empty list of integers, e.g. [0, 1, 2], got {seeds!r}")
-        specs = src["file"] if isinstance(src["file"], list) else [src["file"]]
+        specs = file_specs(src)
         if not specs:
             raise task.error("source.file", "an empty list; give a file spec or a list of them")
         for i, spec in enumerate(specs):
@@ -79,8 +90,7 @@ class RecordsSource(Source):
         return out
 
     def load(self, task, src):
-        specs = src["file"] if isinstance(src["file"], list) else [src["file"]]
-        paths = [data.resolve(spec, task.suite.path.parent) for spec in specs]
+        paths = [data.resolve(spec, task.suite.path.parent) for spec in file_specs(src)]
         path = paths[0]
         named = path if len(paths) == 1 else ", ".join(map(str, paths))  # the files, in error messages
         cols = {name: (t or {}).get("column", name) for name, t in src["targets"].items()}
@@ -139,11 +149,11 @@ class RecordsSource(Source):
                                                   f"({len(records)} records in {path})")
         splits = random_splits(len(records), src["train_size"], seeds, src.get("test_size"))
         files = [str(p) for p in paths]
-        noise = path.with_name(path.name.split(".")[0] + ".noise.jsonl")
+        noise = noise_twin(path)
         if noise.exists():
             if noise not in paths:
                 files.append(str(noise))
-            notes += seed_noise_notes(task, src, noise, runs, records, noise in paths)
+            notes += seed_noise_notes(task, src, cols, noise, runs, records, noise in paths)
         if src.get("floors"):
             fpath = data.resolve(src["floors"], task.suite.path.parent)
             files.append(str(fpath))
@@ -199,14 +209,13 @@ def _mean_repeats(records: list[Record]) -> tuple[list[Record], str]:
                  f"{len(groups)} architectures from {len(records)} rows ({per}).")
 
 
-def seed_noise_notes(task, src, noise_path, runs, records, in_paths: bool) -> list[str]:
+def seed_noise_notes(task, src, cols: dict, noise_path, runs, records, in_paths: bool) -> list[str]:
     """Each target's seed noise beside its spread across architectures, from the records' seed repeats
     (``<records>.noise.jsonl``, what ``bench measure --noise`` writes): below a ratio of 3 a predictor's rank on
     the target is partly chance, and the leaderboard says so before anyone ranks on it."""
     by: dict[tuple, dict] = {(k, sd): t for k, sd, t in runs if sd is not None}
     if not in_paths:
         flt = {k: v for k, v in (src.get("filter") or {}).items() if k != "seed"}  # every seed counts for noise
-        cols = {name: (t or {}).get("column", name) for name, t in src["targets"].items()}
         for row in read_rows(noise_path):
             if not row_passes(row, flt) or row.get("seed") is None:
                 continue
