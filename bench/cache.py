@@ -60,6 +60,22 @@ def _alive(owner: str) -> bool:
     return True
 
 
+def _to_wal(conn: sqlite3.Connection, timeout: float = 60.0) -> None:
+    """Switch to WAL, retrying while another process does the same: SQLite answers "database is locked" at once
+    to the loser of that race (no busy handler), so two runs starting on a fresh cache would otherwise fail."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Cache:
     def __init__(self, path: str | Path | None = None, namespace: str = "default"):
         self.path = Path(path) if path else cache_dir() / "cache.sqlite"
@@ -97,7 +113,7 @@ class Cache:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _to_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn

@@ -329,6 +329,25 @@ def test_cache_breaking_mid_run_stops_with_advice(capsys, tmp_path, monkeypatch)
         c.get("k")
 
 
+def test_two_runs_opening_a_fresh_cache_at_once_both_get_it(tmp_path):
+    """SQLite refuses the WAL switch at once (no busy wait) while another connection holds a write lock: the loser of
+    two runs starting together on a fresh cache used to stop with 'locked for over 60 s' (a CI failure)."""
+    import sqlite3
+    import threading
+
+    from bench.cache import Cache
+
+    path = tmp_path / "llm.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")  # the other run, mid-way through its own setup
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    c = Cache(path, namespace="x")
+    c.put("k", 1)
+    assert c.get("k") == 1
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 def test_provenance_lists_only_this_runs_files(tmp_path):
     from bench.runner import run_suite
     from bench.suite import load_suite
