@@ -295,6 +295,27 @@ def test_seed_noise_beside_the_spread_is_a_leaderboard_note(tmp_path):
     assert "`bleu` 0.707 / 0.0707 = 10.0" in note  # not bold: seed noise is well below the spread
 
 
+def test_seed_noise_of_a_seed_mean_pools_every_measured_seed(tmp_path):
+    """A seed-mean target over seeds 0 and 1: its noise is the seed std pooled over every seed measured (seed 2
+    too, as `bench measure --summary` pools it) over sqrt(2); the leaderboard once left seed 2 out and disagreed."""
+    import json
+    import math
+    import statistics
+
+    write = lambda name, rows: (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))  # noqa: E731
+    write("m.jsonl", [{"arch": _arch(n), "seed": 0, "bleu": 20.0 + n} for n in (1, 2)])
+    write("m.noise.jsonl", [{"arch": _arch(n), "seed": 1, "bleu": 21.0 + n} for n in (1, 2)]
+          + [{"arch": _arch(1), "seed": 2, "bleu": 30.0}])
+    body = ("name: mine\ntasks:\n  - name: a\n    vocab_size: 1000\n    source: {kind: records, file: [{path: m.jsonl}, "
+            "{path: m.noise.jsonl}], filter: {seed: [0, 1]}, duplicates: mean, targets: {bleu: {unit: BLEU}}, "
+            "train_size: 1}" + SPACE)
+    task = load_suite(_suite(tmp_path, body)).tasks[0]
+    assert [r.targets["bleu"] for r in task.records] == [21.5, 22.5]  # seed 2 is not in the target
+    pooled = math.sqrt(statistics.fmean([statistics.variance([21.0, 22.0, 30.0]), 0.5]))
+    note = next(n for n in task.data.notes if n.startswith("Spread across the 2 architectures"))
+    assert f"`bleu` 0.707 / {pooled / math.sqrt(2):.3g} = " in note and "2 architectures with 2+ seeds" in note
+
+
 def test_shipped_files_need_no_mirror_and_no_network(tmp_path, monkeypatch):
     """The default suites' labelled files ship in the package: found with no mirror, no cache and no network."""
     monkeypatch.delenv("BENCH_DATA_DIR")

@@ -153,7 +153,7 @@ class RecordsSource(Source):
         if noise.exists():
             if noise not in paths:
                 files.append(str(noise))
-            notes += seed_noise_notes(task, src, cols, noise, runs, records, noise in paths)
+            notes += seed_noise_notes(task, src, cols, noise, runs, records)
         if src.get("floors"):
             fpath = data.resolve(src["floors"], task.suite.path.parent)
             files.append(str(fpath))
@@ -209,25 +209,26 @@ def _mean_repeats(records: list[Record]) -> tuple[list[Record], str]:
                  f"{len(groups)} architectures from {len(records)} rows ({per}).")
 
 
-def seed_noise_notes(task, src, cols: dict, noise_path, runs, records, in_paths: bool) -> list[str]:
+def seed_noise_notes(task, src, cols: dict, noise_path, runs, records) -> list[str]:
     """Each target's seed noise beside its spread across architectures, from the records' seed repeats
     (``<records>.noise.jsonl``, what ``bench measure --noise`` writes): below a ratio of 3 a predictor's rank on
     the target is partly chance, and the leaderboard says so before anyone ranks on it."""
     by: dict[tuple, dict] = {(k, sd): t for k, sd, t in runs if sd is not None}
-    if not in_paths:
-        flt = {k: v for k, v in (src.get("filter") or {}).items() if k != "seed"}  # every seed counts for noise
-        for row in read_rows(noise_path):
-            if not row_passes(row, flt) or row.get("seed") is None:
-                continue
-            try:
-                key = task.space.validate(parse_arch(row.get("arch", row))).key()
-            except (ArchError, KeyError, TypeError, AttributeError):
-                continue  # an architecture the suite does not read
-            vals = {}
-            for name, col in cols.items():
-                v = row.get(col)
-                vals[name] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
-            by.setdefault((key, row["seed"]), vals)
+    # every measured seed counts for the noise, also those a seed-mean target leaves out (source.filter.seed): more
+    # repeats, a better estimate, and the same rows `bench measure --summary` pools
+    flt = {k: v for k, v in (src.get("filter") or {}).items() if k != "seed"}
+    for row in read_rows(noise_path):
+        if not row_passes(row, flt) or row.get("seed") is None:
+            continue
+        try:
+            key = task.space.validate(parse_arch(row.get("arch", row))).key()
+        except (ArchError, KeyError, TypeError, AttributeError):
+            continue  # an architecture the suite does not read
+        vals = {}
+        for name, col in cols.items():
+            v = row.get(col)
+            vals[name] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+        by.setdefault((key, row["seed"]), vals)
     groups: dict[str, list[dict]] = {}
     for (key, _), t in by.items():
         groups.setdefault(key, []).append(t)
