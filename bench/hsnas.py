@@ -349,15 +349,18 @@ class Pipeline:
 
     def snapshots(self) -> list[tuple[Path, Path]]:
         """(records file, its frozen copy): the file ``bench measure`` fills, then, where ``source.file`` is a list
-        (e.g. seed 0 and its seed-1 twins read as a seed mean) and the task reads it, every other file of it: a
-        snapshot of the first alone would teach the teacher other targets than the suite's."""
+        (e.g. seed 0 and its seed-1 twins read as a seed mean) whose first file is that one, every other file of
+        it: a snapshot of the first alone would teach the teacher other targets than the suite's.  (Where
+        ``measure.records`` names another file, a set re-measured while the suite reads the old one, it stands
+        alone.)"""
         from .data import resolve
+        from .sources.records import file_specs
 
         pairs = [(self.records_path(), self.out / "teacher-records.jsonl")]
-        files = self.task.cfg["source"].get("file")
-        if isinstance(files, list) and not (self.task.cfg.get("measure") or {}).get("records"):
-            pairs += [(resolve(spec, self.suite.path.parent), self.out / f"teacher-records.{i}.jsonl")
-                      for i, spec in enumerate(files[1:], 1)]
+        files = file_specs(self.task.cfg["source"])
+        base = self.suite.path.parent
+        if len(files) > 1 and Path(os.path.normpath(resolve(files[0], base))) == Path(os.path.normpath(pairs[0][0])):
+            pairs += [(resolve(spec, base), self.out / f"teacher-records.{i}.jsonl") for i, spec in enumerate(files[1:], 1)]
         return pairs
 
     def records_task(self):

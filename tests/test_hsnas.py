@@ -255,3 +255,7 @@ def test_the_teacher_snapshot_holds_every_file_a_list_source_reads(tmp_path):
     (tmp_path / "r.noise.jsonl").write_text("")  # the originals move on; the snapshot does not
     rt = pipe.records_task()
     assert want == [23.0, 24.0] and [r.targets["bleu"] for r in rt.records] == want
+    pipe.task.cfg["measure"] = {"records": "r.jsonl"}  # bench measure fills the list's first file (americasnlp)
+    assert [sn.name for _, sn in pipe.snapshots()] == ["teacher-records.jsonl", "teacher-records.1.jsonl"]
+    pipe.task.cfg["measure"] = {"records": "new.jsonl"}  # a set re-measured while the suite reads the old one
+    assert [sn.name for _, sn in pipe.snapshots()] == ["teacher-records.jsonl"]
