@@ -90,6 +90,11 @@ def _averaged(task, out) -> dict:
     return res
 
 
+def _decimals(target: str) -> int:
+    """valid_nll's spread and seed noise are hundredths of a nat: two decimals would print 0.03 / 0.01 = 3.0."""
+    return 3 if target == "valid_nll" else 2
+
+
 def summary_markdown(suite, tasks=None) -> str:
     rows = [task_summary(t) for t in suite.tasks if not tasks or t.name in tasks]
     lines = [f"# Measured architectures: suite `{suite.name}`", "",
@@ -122,17 +127,19 @@ def summary_markdown(suite, tasks=None) -> str:
             s = r[t]
             if not s["n"]:
                 continue
-            noise = (f"{s['seed_std']:.2f} ({r['noise_archs']} archs x {'/'.join(map(str, r['noise_seeds']))} seeds)"
+            d = _decimals(t)
+            noise = (f"{s['seed_std']:.{d}f} ({r['noise_archs']} archs x {'/'.join(map(str, r['noise_seeds']))} seeds)"
                      if "seed_std" in s else "-")
             ratio = f"{s['spread_over_noise']:.1f}" if "spread_over_noise" in s else "-"
-            lines.append(f"| {r['task']} | {t} | {s['n']} | {s['mean']:.2f} | {s['std']:.2f} | {s['min']:.2f} | "
-                         f"{s['max']:.2f} | {noise} | {ratio} |")
+            lines.append(f"| {r['task']} | {t} | {s['n']} | {s['mean']:.{d}f} | {s['std']:.{d}f} | {s['min']:.{d}f} | "
+                         f"{s['max']:.{d}f} | {noise} | {ratio} |")
         for t, s in r["averaged"].items():  # the target as the suite reads it: a mean over seeds
-            noise = f"{s['seed_std']:.2f} (seed std / sqrt(k))" if "seed_std" in s else "-"
+            d = _decimals(t)
+            noise = f"{s['seed_std']:.{d}f} (seed std / sqrt(k))" if "seed_std" in s else "-"
             ratio = f"{s['spread_over_noise']:.1f}" if "spread_over_noise" in s else "-"
             lines.append(f"| {r['task']} | {t}, mean of {'/'.join(map(str, s['repeats']))} seeds (the suite's "
-                         f"target) | {s['n']} | {s['mean']:.2f} | {s['std']:.2f} | {s['min']:.2f} | {s['max']:.2f} | "
-                         f"{noise} | {ratio} |")
+                         f"target) | {s['n']} | {s['mean']:.{d}f} | {s['std']:.{d}f} | {s['min']:.{d}f} | "
+                         f"{s['max']:.{d}f} | {noise} | {ratio} |")
     lines += _floors_table(rows)
     return "\n".join(lines) + "\n"
 

@@ -247,8 +247,8 @@ def test_summary_states_the_noise_of_a_seed_averaged_target(tmp_path, capsys):
     line = next(x for x in out.splitlines() if x.startswith("| t | valid_nll, mean of 2 seeds"))
     cells = [c.strip() for c in line.split("|")]
     import statistics
-    assert cells[3] == "3" and cells[5] == f"{statistics.stdev(means):.2f}"
-    assert cells[8] == f"{seed_std / math.sqrt(2):.2f} (seed std / sqrt(k))"
+    assert cells[3] == "3" and cells[5] == f"{statistics.stdev(means):.3f}"  # nats: three decimals
+    assert cells[8] == f"{seed_std / math.sqrt(2):.3f} (seed std / sqrt(k))"
     from bench.mt.stability import main as stability
     assert stability([str(suite)]) == 0
     assert "The suite reads valid_nll as a mean of 2 seeds" in capsys.readouterr().out
