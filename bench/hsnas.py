@@ -359,7 +359,8 @@ class Pipeline:
         pairs = [(self.records_path(), self.out / "teacher-records.jsonl")]
         files = file_specs(self.task.cfg["source"])
         base = self.suite.path.parent
-        if len(files) > 1 and Path(os.path.normpath(resolve(files[0], base))) == Path(os.path.normpath(pairs[0][0])):
+        first = files[0] if isinstance(files[0], dict) else {}
+        if len(files) > 1 and "path" in first and os.path.normpath(base / first["path"]) == os.path.normpath(pairs[0][0]):
             pairs += [(resolve(spec, base), self.out / f"teacher-records.{i}.jsonl") for i, spec in enumerate(files[1:], 1)]
         return pairs
 
