@@ -89,8 +89,10 @@ def main(args) -> int:
         return statistics.median(x[k] for x in rows)
 
     q, qm, s = med("loss_cpu"), med("metric_cpu"), med("scratch_cpu")
-    ck = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
-    what = f"checkpoint {args.checkpoint}" if args.checkpoint else "freshly initialised supernet"
+    from .supernet_score import shown  # a path under the working directory, relative: reports carry no home dirs
+
+    ck = f" --checkpoint {shown(args.checkpoint)}" if args.checkpoint else ""
+    what = f"checkpoint {shown(args.checkpoint)}" if args.checkpoint else "freshly initialised supernet"
     lines = [f"# Supernet query cost vs training from scratch: {suite.name} / {task.name}", "",
              (f"`python -m bench supernet bench {args.suite} --task {task.name} --kind {args.kind} --n {args.n}"
               f"{ck}` — {torch.get_num_threads()} thread(s), torch {torch.__version__}, {what} ({args.kind}); "

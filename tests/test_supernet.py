@@ -174,7 +174,7 @@ def make_suite(tmp_path) -> Path:
     return make_measure_suite(tmp_path, heads="[2]", steps=3)
 
 
-def test_train_resume_and_score_on_the_smallest_task(tmp_path, capsys):
+def test_train_resume_and_score_on_the_smallest_task(tmp_path, capsys, monkeypatch):
     suite = make_suite(tmp_path)
     assert main(["measure", str(suite), "--task", "t", "--n", "5", "--no-progress"]) == 0
     assert len(read_records(tmp_path / "out" / "t.jsonl")) == 5
@@ -229,10 +229,14 @@ def test_train_resume_and_score_on_the_smallest_task(tmp_path, capsys):
     assert loss[0]["details"]["checkpoint_sha256"] and loss[0]["details"]["split"] == "valid"
     # a second run is served from the score cache
     assert main(["run", str(suite), "--predictors", specs, "--no-write", "--no-progress"]) == 0
-    # the benchmark command runs on it
+    # the benchmark command runs on it, and names the checkpoint relative to the working folder (a committed
+    # report carries no home folder)
+    monkeypatch.chdir(tmp_path)
     assert main(["supernet", "bench", str(suite), "--task", "t", "--kind", "neuron-mos", "--checkpoint", str(ck),
                  "--n", "1"]) == 0
-    assert "training from scratch costs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "training from scratch costs" in out and f"--checkpoint {ck.relative_to(tmp_path)}`" in out
+    assert str(tmp_path) not in out.split("\n\n")[1]
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
