@@ -13,14 +13,19 @@ import sys
 from pathlib import Path
 
 KINDS = ("hat", "layer-mos", "neuron-mos")
-# (target column in the records, score in the scores file, sign: +1 where higher is better)
-TARGETS = (("valid_chrf", "chrf", 1), ("test_chrf", "chrf", 1), ("valid_bleu", "bleu", 1), ("valid_nll", None, -1))
+# (target column in the records, the inherited metric score that ranks it, sign: +1 where higher is better); a loss
+# target has no inherited metric of its own: the inherited valid chrF ranks it
+TARGETS = (("valid_chrf", "metric/valid", "chrf", 1), ("test_chrf", "metric/test", "chrf", 1),
+           ("valid_bleu", "metric/valid", "bleu", 1), ("valid_nll", "metric/valid", "chrf", -1))
 
 
 def kendall(a, b) -> float:
-    from scipy.stats import kendalltau
+    """The leaderboard's tau-b (bench.metrics), NaN below 3 pairs."""
+    import numpy as np
 
-    return float(kendalltau(a, b).statistic) if len(a) > 2 else math.nan
+    from .metrics import kendall as tau_b
+
+    return tau_b(np.asarray(b, float), np.asarray(a, float)) if len(a) > 2 else math.nan
 
 
 def row(task, kind: str, doc: dict) -> str:
@@ -30,18 +35,12 @@ def row(task, kind: str, doc: dict) -> str:
     ck = doc["checkpoint"]
     cells = [task.name, kind, f"{ck['steps']} steps, {ck.get('epochs', '?')} epochs ({ck['stopped']})",
              f"{ck['best_dev_loss_largest']:.3f}", f"{ck['train_seconds']:,.0f} / {ck['train_cpu_seconds']:,.0f}"]
-    for col, metric, sign in TARGETS:
+    for col, split, metric, sign in TARGETS:
         pairs = [(r.targets[col] * sign, s) for r, s in scored if math.isfinite(r.targets.get(col, math.nan))]
-        split = "metric/" + ("test" if col.startswith("test_") else "valid")
         taus = []
-        if metric is not None:
-            ok = [(y, s[split][metric]) for y, s in pairs if split in s]
+        for key, name, sgn in ((split, metric, 1), ("loss/valid", "loss", -1)):  # score=metric, then score=loss
+            ok = [(y, sgn * s[key][name]) for y, s in pairs if key in s]
             taus.append(f"{kendall([y for y, _ in ok], [x for _, x in ok]):+.2f}")
-        else:  # a loss target has no inherited metric of its own: the inherited valid chrF ranks it
-            ok = [(y, s["metric/valid"]["chrf"]) for y, s in pairs if "metric/valid" in s]
-            taus.append(f"{kendall([y for y, _ in ok], [x for _, x in ok]):+.2f}")
-        ok = [(y, -s["loss/valid"]["loss"]) for y, s in pairs if "loss/valid" in s]
-        taus.append(f"{kendall([y for y, _ in ok], [x for _, x in ok]):+.2f}")
         cells.append(" / ".join(taus))
     cells.append(str(len(scored)))
     return "| " + " | ".join(cells) + " |"
