@@ -1,0 +1,96 @@
+"""Beam search and checkpoint averaging for the decoding pilot (``bench.mt.decode_pilot``).
+
+Not part of the measurement (``code_sha256`` covers ``train.greedy``, which every record is decoded with): these
+exist to ask whether the records' chrF is held down by greedy decoding or by noisy final weights, the two
+decoding-side knobs the recipe pilot left untuned. ``beam=1`` is greedy decoding token for token (a test checks it),
+so the comparison differs in one thing only.
+"""
+from __future__ import annotations
+
+import math
+
+from .tokenizer import BOS, EOS, PAD
+
+
+def beam_search(model, src_ids: list[list[int]], recipe, beam: int = 5, lenpen: float = 1.0,
+                device: str = "cpu") -> list[list[int]]:
+    """fairseq-style beam search: 2*beam candidates per step, a hypothesis ends at </s> and is scored by its
+    log-probability / (length + 1) ** lenpen; a sentence is done once ``beam`` hypotheses ended. Length cap and
+    special tokens as in ``train.greedy`` (at the cap </s> is forced at no cost). Returns token ids (no </s>)."""
+    import torch
+
+    model.eval()
+    K = beam
+    out: list[list[int] | None] = [None] * len(src_ids)
+    srcs = [s[: recipe.max_positions - 1] + [EOS] for s in src_ids]
+    order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]))
+    per_batch = max(1, recipe.decode_batch // K)  # about as many rows per forward as greedy decoding uses
+    with torch.inference_mode():
+        for b in range(0, len(order), per_batch):
+            idx = order[b: b + per_batch]
+            B = len(idx)
+            S = max(len(srcs[i]) for i in idx)
+            src = torch.full((B, S), PAD, dtype=torch.long)
+            for j, i in enumerate(idx):
+                src[j, : len(srcs[i])] = torch.tensor(srcs[i])
+            limits = [max(1, min(int(recipe.decode_max_len_a * len(srcs[i]) + recipe.decode_max_len_b),
+                                 recipe.max_positions - 1)) for i in idx]
+            enc = model.reorder_encoder_out(model.encode(src.to(device)),
+                                            torch.arange(B, device=device).repeat_interleave(K))
+            state: dict = {}
+            prev = torch.full((B * K, 1), EOS, dtype=torch.long, device=device)
+            scores = torch.full((B, K), -math.inf, device=device)
+            scores[:, 0] = 0.0  # one live beam at the start: the others would duplicate it
+            finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
+            done = [False] * B
+            t = 0
+            while not all(done):
+                lp = torch.log_softmax(model.decode(prev, enc, state)[:, -1, :].float(), dim=-1)
+                lp[:, PAD] = -math.inf
+                lp[:, BOS] = -math.inf
+                t += 1
+                for j in range(B):
+                    if t >= limits[j]:  # the cap: every live beam ends here, its score unchanged
+                        lp[j * K:(j + 1) * K] = -math.inf
+                        lp[j * K:(j + 1) * K, EOS] = 0.0
+                V = lp.size(-1)
+                top_s, top_i = (scores.reshape(-1, 1) + lp).reshape(B, K * V).topk(min(2 * K, K * V), dim=1)
+                top_s, top_i = top_s.tolist(), top_i.tolist()
+                rows, toks, new_scores = [], [], []
+                for j in range(B):
+                    kept: list[tuple[float, int, int]] = []
+                    if not done[j]:
+                        for s, flat in zip(top_s[j], top_i[j]):
+                            if s == -math.inf or len(kept) == K:
+                                break
+                            row, tok = j * K + flat // V, flat % V
+                            if tok == EOS:
+                                if len(finished[j]) < K:
+                                    hyp = prev[row, 1:].tolist()
+                                    finished[j].append((s / (len(hyp) + 1) ** lenpen, hyp))
+                            else:
+                                kept.append((s, row, tok))
+                        if len(finished[j]) >= K or not kept:
+                            done[j], kept = True, []
+                    kept += [(-math.inf, j * K, EOS)] * (K - len(kept))  # dead beams: never extended
+                    for s, row, tok in kept:
+                        rows.append(row)
+                        toks.append(tok)
+                        new_scores.append(s)
+                sel = torch.tensor(rows, device=device)
+                prev = torch.cat([prev.index_select(0, sel), torch.tensor(toks, device=device)[:, None]], dim=1)
+                model.reorder_incremental_state(state, sel)
+                scores = torch.tensor(new_scores, device=device).reshape(B, K)
+            for j, i in enumerate(idx):
+                out[i] = max(finished[j], key=lambda h: h[0])[1] if finished[j] else []
+    return out  # type: ignore[return-value]
+
+
+def average_states(states: list[dict]) -> dict:
+    """The element-wise mean of several state dicts of one model (floating tensors; others from the last)."""
+    if not states:
+        raise ValueError("no checkpoints to average")
+    avg = {}
+    for k, v in states[-1].items():
+        avg[k] = (sum(s[k].double() for s in states) / len(states)).to(v.dtype) if v.is_floating_point() else v
+    return avg
