@@ -24,10 +24,9 @@ def beam_search(model, src_ids: list[list[int]], recipe, beam: int = 5, lenpen: 
     out: list[list[int] | None] = [None] * len(src_ids)
     srcs = [s[: recipe.max_positions - 1] + [EOS] for s in src_ids]
     order = sorted(range(len(srcs)), key=lambda i: len(srcs[i]))
-    per_batch = max(1, recipe.decode_batch // K)  # about as many rows per forward as greedy decoding uses
     with torch.inference_mode():
-        for b in range(0, len(order), per_batch):
-            idx = order[b: b + per_batch]
+        for b in range(0, len(order), recipe.decode_batch):
+            idx = order[b: b + recipe.decode_batch]
             B = len(idx)
             S = max(len(srcs[i]) for i in idx)
             src = torch.full((B, S), PAD, dtype=torch.long)
@@ -42,45 +41,50 @@ def beam_search(model, src_ids: list[list[int]], recipe, beam: int = 5, lenpen: 
             scores = torch.full((B, K), -math.inf, device=device)
             scores[:, 0] = 0.0  # one live beam at the start: the others would duplicate it
             finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
-            done = [False] * B
+            live = list(range(B))  # the sentences still in the batch; block p of K rows is sentence live[p]
             t = 0
-            while not all(done):
+            while live:
                 lp = torch.log_softmax(model.decode(prev, enc, state)[:, -1, :].float(), dim=-1)
                 lp[:, PAD] = -math.inf
                 lp[:, BOS] = -math.inf
                 t += 1
-                for j in range(B):
+                for p, j in enumerate(live):
                     if t >= limits[j]:  # the cap: every live beam ends here, its score unchanged
-                        lp[j * K:(j + 1) * K] = -math.inf
-                        lp[j * K:(j + 1) * K, EOS] = 0.0
+                        lp[p * K:(p + 1) * K] = -math.inf
+                        lp[p * K:(p + 1) * K, EOS] = 0.0
                 V = lp.size(-1)
-                top_s, top_i = (scores.reshape(-1, 1) + lp).reshape(B, K * V).topk(min(2 * K, K * V), dim=1)
+                top_s, top_i = (scores.reshape(-1, 1) + lp).reshape(len(live), K * V).topk(min(2 * K, K * V), dim=1)
                 top_s, top_i = top_s.tolist(), top_i.tolist()
-                rows, toks, new_scores = [], [], []
-                for j in range(B):
+                rows, toks, new_scores, still = [], [], [], []
+                for p, j in enumerate(live):
                     kept: list[tuple[float, int, int]] = []
-                    if not done[j]:
-                        for s, flat in zip(top_s[j], top_i[j]):
-                            if s == -math.inf or len(kept) == K:
-                                break
-                            row, tok = j * K + flat // V, flat % V
-                            if tok == EOS:
-                                if len(finished[j]) < K:
-                                    hyp = prev[row, 1:].tolist()
-                                    finished[j].append((s / (len(hyp) + 1) ** lenpen, hyp))
-                            else:
-                                kept.append((s, row, tok))
-                        if len(finished[j]) >= K or not kept:
-                            done[j], kept = True, []
-                    kept += [(-math.inf, j * K, EOS)] * (K - len(kept))  # dead beams: never extended
+                    for s, flat in zip(top_s[p], top_i[p]):
+                        if s == -math.inf or len(kept) == K:
+                            break
+                        row, tok = p * K + flat // V, flat % V
+                        if tok == EOS:
+                            if len(finished[j]) < K:
+                                hyp = prev[row, 1:].tolist()
+                                finished[j].append((s / (len(hyp) + 1) ** lenpen, hyp))
+                        else:
+                            kept.append((s, row, tok))
+                    if len(finished[j]) >= K or not kept:
+                        continue  # done: its rows leave the batch
+                    still.append(j)
+                    kept += [(-math.inf, p * K, EOS)] * (K - len(kept))  # dead beams: never extended
                     for s, row, tok in kept:
                         rows.append(row)
                         toks.append(tok)
                         new_scores.append(s)
+                if not still:
+                    break
                 sel = torch.tensor(rows, device=device)
+                if len(still) < len(live):  # encoder rows follow the sentences (any row of a block will do)
+                    enc = model.reorder_encoder_out(enc, sel)
+                live = still
                 prev = torch.cat([prev.index_select(0, sel), torch.tensor(toks, device=device)[:, None]], dim=1)
                 model.reorder_incremental_state(state, sel)
-                scores = torch.tensor(new_scores, device=device).reshape(B, K)
+                scores = torch.tensor(new_scores, device=device).reshape(len(live), K)
             for j, i in enumerate(idx):
                 out[i] = max(finished[j], key=lambda h: h[0])[1] if finished[j] else []
     return out  # type: ignore[return-value]
