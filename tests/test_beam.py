@@ -57,6 +57,11 @@ def test_unpruned_beam_finds_the_most_probable_output():
         got = beam_search(model, [src], r, beam=len(every), lenpen=0.0)[0]
         assert math.isclose(_logprob(model, src, got, cap), _logprob(model, src, best, cap), abs_tol=1e-5)
         assert got == best
+        # with fairseq's length normalisation: the best log-probability per token (</s> counted)
+        best_norm = max(every, key=lambda h: _logprob(model, src, h, cap) / (len(h) + 1))
+        got_norm = beam_search(model, [src], r, beam=len(every), lenpen=1.0)[0]
+        assert math.isclose(_logprob(model, src, got_norm, cap) / (len(got_norm) + 1),
+                            _logprob(model, src, best_norm, cap) / (len(best_norm) + 1), abs_tol=1e-5)
 
 
 def test_beam_outputs_respect_the_length_cap_and_never_emit_special_tokens():
@@ -65,10 +70,11 @@ def test_beam_outputs_respect_the_length_cap_and_never_emit_special_tokens():
     r = Recipe(decode_batch=8, decode_max_len_b=6)
     out = beam_search(model, src, r, beam=4)
     assert len(out) == len(src)
-    assert all(len(h) <= 1.5 * (len(s) + 1) + 6 for h, s in zip(out, src))
+    assert all(len(h) <= int(1.5 * (len(s) + 1) + 6) - 1 for h, s in zip(out, src))  # the cap forces </s>
     assert all(not {PAD, BOS, EOS} & set(h) for h in out)
-    # sentence order does not depend on how the batch was cut
+    # a sentence's output does not depend on its batch: whole batch, one batch, and each sentence alone
     assert beam_search(model, src, Recipe(decode_batch=64, decode_max_len_b=6), beam=4) == out
+    assert beam_search(model, src, Recipe(decode_batch=1, decode_max_len_b=6), beam=4) == out
 
 
 def test_average_states_is_the_elementwise_mean():
@@ -106,4 +112,4 @@ def test_decode_pilot_retrains_a_record_exactly_and_reports(tmp_path, capsys):
     capsys.readouterr()
     assert decode_pilot.main([str(suite), "--report", str(figs / "decoding-t.jsonl")]) == 0
     out = capsys.readouterr().out
-    assert "| valid | beam |" in out and "largest |greedy - record| valid chrF 0" in out
+    assert "| valid | beam |" in out and "largest |greedy - record| valid chrF 0.\n" in out

@@ -14,8 +14,10 @@ from .tokenizer import BOS, EOS, PAD
 
 def beam_search(model, src_ids: list[list[int]], recipe, beam: int = 5, lenpen: float = 1.0,
                 device: str = "cpu") -> list[list[int]]:
-    """fairseq-style beam search: 2*beam candidates per step, a hypothesis ends at </s> and is scored by its
-    log-probability / (length + 1) ** lenpen; a sentence is done once ``beam`` hypotheses ended. Length cap and
+    """Beam search as fairseq's ``SequenceGenerator`` does it: 2*beam candidates per step; a candidate ending in </s>
+    is finished only if it ranks among the top ``beam`` (the rest of the beam continues with the best non-</s>
+    candidates), scored by its log-probability / (length + 1) ** lenpen; a sentence is done once ``beam``
+    hypotheses finished. Length cap and
     special tokens as in ``train.greedy`` (at the cap </s> is forced at no cost). Returns token ids (no </s>)."""
     import torch
 
@@ -58,12 +60,12 @@ def beam_search(model, src_ids: list[list[int]], recipe, beam: int = 5, lenpen: 
                 rows, toks, new_scores, still = [], [], [], []
                 for p, j in enumerate(live):
                     kept: list[tuple[float, int, int]] = []
-                    for s, flat in zip(top_s[p], top_i[p]):
+                    for rank, (s, flat) in enumerate(zip(top_s[p], top_i[p])):
                         if s == -math.inf or len(kept) == K:
                             break
                         row, tok = p * K + flat // V, flat % V
                         if tok == EOS:
-                            if len(finished[j]) < K:
+                            if rank < K and len(finished[j]) < K:  # as fairseq: only an </s> among the top beam
                                 hyp = prev[row, 1:].tolist()
                                 finished[j].append((s / (len(hyp) + 1) ** lenpen, hyp))
                         else:

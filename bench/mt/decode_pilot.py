@@ -50,7 +50,13 @@ def run(args) -> int:
     picked = spread_pick(read_records(records_path), args.n)
     out = args.fig_dir / f"decoding-{task.name}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {json.loads(x)["arch_key"] for x in out.read_text().splitlines() if x.strip()} if out.exists() else set()
+    old = [json.loads(x) for x in out.read_text().splitlines() if x.strip()] if out.exists() else []
+    for x in old:  # one file, one setting: a resumed run must not mix decodings in one table
+        for key, want in (("beam", args.beam), ("lenpen", args.lenpen), ("avg_of", args.avg)):
+            if x.get(key) != want:
+                raise SystemExit(f"{out}: its lines were decoded with {key} = {x.get(key)!r}, not {want!r}; "
+                                 f"rerun with that setting, or write elsewhere with --fig-dir")
+    done = {x["arch_key"] for x in old}
     splits = {s: prep.corpus.splits[s] for s in ("valid", "test")}
     src_ids = {s: prep.vocab.encode_batch(sp.src) for s, sp in splits.items()}
     for k, rec in enumerate(picked):
@@ -82,7 +88,7 @@ def run(args) -> int:
                 "seed": seed, "record": {f: rec[f] for f in ("valid_chrf", "test_chrf", "valid_bleu", "test_bleu",
                                                              "valid_nll", "code_sha256", "recipe_sha256")},
                 "records_file": records_path.as_posix(), "beam": args.beam, "lenpen": args.lenpen,
-                "averaged": len(kept), "best_dev_loss": log["best_dev_loss"], "avg_dev_loss": avg_nll,
+                "avg_of": args.avg, "averaged": len(kept), "best_dev_loss": log["best_dev_loss"], "avg_dev_loss": avg_nll,
                 "epochs": log["epochs"], "stopped": log["stopped"], "train_seconds": train_s,
                 "threads": torch.get_num_threads(), "torch": torch.__version__, "variants": {}}
         for variant in VARIANTS:
@@ -101,6 +107,10 @@ def run(args) -> int:
         with open(out, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
         v = line["variants"]
+        for s in ("valid", "test"):
+            if v["greedy"][s]["chrf"] != rec[f"{s}_chrf"]:
+                print(f"[{k}] WARNING: the retraining's greedy {s} chrF {v['greedy'][s]['chrf']:.4f} is not the record's "
+                      f"{rec[f'{s}_chrf']:.4f}: read the variants against greedy, not the record", file=sys.stderr)
         print(f"[{k}] {arch}: valid chrF record {rec['valid_chrf']:.2f}, "
               + ", ".join(f"{name} {v[name]['valid']['chrf']:.2f}" for name in VARIANTS)
               + f"; dev NLL best {log['best_dev_loss']:.3f}, avg of {len(kept)} {avg_nll:.3f}; {train_s:.0f}s",
