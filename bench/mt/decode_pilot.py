@@ -82,7 +82,8 @@ def run(args) -> int:
         if log["best_step"] != last["best"]:  # a best found by the evaluation after the last epoch
             kept.append(copy.deepcopy(model.state_dict()))
         best_state = copy.deepcopy(model.state_dict())
-        model.load_state_dict(average_states(list(kept)))
+        avg_state = average_states(list(kept))
+        model.load_state_dict(avg_state)
         avg_nll = dev_loss(model, prep.dev_pairs, r, torch, "cpu")
         line = {"task": task.name, "arch_key": rec["arch_key"], "arch": rec["arch"], "params": rec["params"],
                 "seed": seed, "record": {f: rec[f] for f in ("valid_chrf", "test_chrf", "valid_bleu", "test_bleu",
@@ -92,7 +93,7 @@ def run(args) -> int:
                 "epochs": log["epochs"], "stopped": log["stopped"], "train_seconds": train_s,
                 "threads": torch.get_num_threads(), "torch": torch.__version__, "variants": {}}
         for variant in VARIANTS:
-            model.load_state_dict(average_states(list(kept)) if variant.endswith("+avg") else best_state)
+            model.load_state_dict(avg_state if variant.endswith("+avg") else best_state)
             model.eval()
             res = {}
             for s, sp in splits.items():
@@ -120,7 +121,10 @@ def run(args) -> int:
 
 def report(path: Path, floors: dict | None) -> str:
     """Per architecture and on average: chrF of each decoding against the record and floor (a)."""
-    from scipy.stats import kendalltau, wilcoxon
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    from ..metrics import kendall  # the leaderboard's tau-b
 
     rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
     if not rows:
@@ -149,7 +153,7 @@ def report(path: Path, floors: dict | None) -> str:
             p = "-"
             if n != "greedy" and any(d) and len(d) > 1:
                 p = f"{wilcoxon(c, g).pvalue:.2f}"
-            tau = f"{kendalltau(g, c).statistic:+.2f}" if n != "greedy" and len(rows) > 2 else "-"
+            tau = f"{kendall(np.asarray(g), np.asarray(c)):+.2f}" if n != "greedy" and len(rows) > 2 else "-"
             above = f"{sum(v > fa[s] for v in c)} of {len(c)}" if fa[s] is not None else "-"
             lines.append(f"| {s} | {n} | {statistics.fmean(c):.2f} | "
                          f"{statistics.fmean(d):+.2f} | {sum(v > 0 for v in d)} / {sum(v < 0 for v in d)} | {p} | "
